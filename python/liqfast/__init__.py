@@ -1,0 +1,78 @@
+"""liqfast: exact, fast liquidation maps and heatmaps for crypto futures.
+
+The compute core is a Rust extension (``liqfast._core``); this package is its public API.
+"""
+
+from __future__ import annotations
+
+import os as _os
+
+from . import _core
+from .errors import (
+    CheckpointError,
+    GridError,
+    InvalidArrayError,
+    InvalidBarsError,
+    InvalidInputError,
+    InvalidPositionError,
+    InvalidTierTableError,
+    LeverageTooHighError,
+    LiqfastError,
+    UnknownSymbolError,
+    UnknownVenueError,
+)
+from .maps import (
+    LiquidationHeatmap,
+    LiquidationMap,
+    PriceGrid,
+    grid_around,
+    grid_step,
+    hedge_liquidation_price,
+    liquidation_heatmap,
+    liquidation_map,
+    liquidation_price,
+    liquidation_prices,
+)
+from .tiers import Tier, TierTable
+from .venues import VenueInfo, margin_model, symbols, venue_info, venues
+
+__version__: str = _core.__version__
+#: "release" or "debug": benchmarks refuse debug builds.
+build_profile: str = _core.build_profile
+
+# The core's worker threads do not survive fork(); give a forked child a fresh pool.
+if hasattr(_os, "register_at_fork"):
+    _os.register_at_fork(after_in_child=_core._reset_pool_after_fork)
+
+__all__ = [
+    "CheckpointError",
+    "GridError",
+    "InvalidArrayError",
+    "InvalidBarsError",
+    "InvalidInputError",
+    "InvalidPositionError",
+    "InvalidTierTableError",
+    "LeverageTooHighError",
+    "LiqfastError",
+    "LiquidationHeatmap",
+    "LiquidationMap",
+    "PriceGrid",
+    "Tier",
+    "TierTable",
+    "UnknownSymbolError",
+    "UnknownVenueError",
+    "VenueInfo",
+    "__version__",
+    "build_profile",
+    "grid_around",
+    "grid_step",
+    "hedge_liquidation_price",
+    "liquidation_heatmap",
+    "liquidation_map",
+    "liquidation_price",
+    "liquidation_prices",
+    "margin_model",
+    "symbols",
+    "venue_info",
+    "venues",
+]

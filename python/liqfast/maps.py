@@ -1,0 +1,368 @@
+"""Liquidation prices, maps and heatmaps: the public compute API.
+
+Array contract (all batch functions): ``entry`` and ``qty`` are float64, ``side`` is int8
+(+1 long, −1 short), per-position ``leverage``/``margin`` a float or a float64 array,
+``open_time``/``time_index`` an int or an int64 array; arrays are 1-D, C-contiguous and of
+equal length. numpy arrays of another dtype or layout raise ``InvalidArrayError`` rather than
+being converted silently (Python lists are converted). Inputs must not be modified by another
+thread while a call runs (the GIL is released for large calls).
+
+Bad rows raise ``InvalidPositionError`` (``.index`` names the first bad row); positions that
+no price can liquidate (a 1x linear long, a fully collateralised inverse short) are not
+errors: their liquidation price is NaN and maps count them under ``totals["never"]``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from . import _core
+from .errors import InvalidArrayError, InvalidInputError
+from .tiers import TierTable
+from .venues import instrument, margin_model, margin_models, to_epoch_ms
+
+__all__ = [
+    "LiquidationHeatmap",
+    "LiquidationMap",
+    "PriceGrid",
+    "grid_around",
+    "grid_step",
+    "hedge_liquidation_price",
+    "liquidation_heatmap",
+    "liquidation_map",
+    "liquidation_price",
+    "liquidation_prices",
+]
+
+PriceGrid = _core.PriceGrid
+F64 = npt.NDArray[np.float64]
+Side = Literal["long", "short", "buy", "sell"] | int
+TimeLike = int | float | _dt.datetime | str
+
+
+def _overridden(model: _core.MarginModel, mmr: float | None, maint_amount: float | None, size_hint: float) -> _core.MarginModel:
+    if mmr is None and maint_amount is None:
+        return model
+    return model.with_overrides(mmr=mmr, maint_amount=maint_amount, size_hint=size_hint)
+
+
+def _margin_arg(leverage: Any, margin: Any) -> tuple[Any, str]:
+    if (leverage is None) == (margin is None):
+        raise InvalidInputError("give exactly one of leverage= or margin=")
+    return (leverage, "leverage") if margin is None else (margin, "margin")
+
+
+def liquidation_price(
+    venue: str,
+    side: Side,
+    entry: float,
+    qty: float,
+    *,
+    leverage: float | None = None,
+    margin: float | None = None,
+    mmr: float | None = None,
+    maint_amount: float | None = None,
+    fee_rate: float | None = None,
+    tiers: TierTable | None = None,
+    contract_size: float | None = None,
+    formula: str | None = None,
+    symbol: str = "BTC",
+    open_time: TimeLike | None = None,
+    mode: Literal["isolated", "cross"] = "isolated",
+    other_maint_margin: float = 0.0,
+    other_upnl: float = 0.0,
+) -> float:
+    """Liquidation (mark) price of one position; NaN when no price can liquidate it.
+
+    ``qty`` is in the venue's own unit (coin, contracts or lots; see ``venue_info``), scaled by
+    ``contract_size`` (default: the symbol's). ``margin`` is the posted isolated margin, or for
+    ``mode="cross"`` the wallet balance, in the margin currency (quote for linear, coin for
+    inverse); without it the margin follows from ``leverage``. In cross mode the other cross
+    positions' maintenance margin and unrealised PnL enter as ``other_maint_margin`` and
+    ``other_upnl`` (Binance's TMM1/UPNL1). ``mmr``/``maint_amount``/``fee_rate``/``tiers``
+    override the shipped data; ``formula`` (or ``open_time``) picks a dated formula version.
+    """
+    model = margin_model(
+        venue, symbol, formula=formula, open_time=open_time, tiers=tiers, contract_size=contract_size, fee_rate=fee_rate,
+    )
+    value, kind = _margin_arg(leverage, margin)
+    if mode == "cross":
+        if kind != "margin":
+            raise InvalidInputError("cross mode needs margin= (the wallet balance); leverage does not set it")
+        value = float(value) - other_maint_margin + other_upnl
+    elif mode != "isolated":
+        raise InvalidInputError(f"mode must be 'isolated' or 'cross', got {mode!r}")
+    elif other_maint_margin or other_upnl:
+        raise InvalidInputError("other_maint_margin/other_upnl only apply to mode='cross'")
+    model = _overridden(model, mmr, maint_amount, _size_hint(model, entry, qty))
+    if kind == "leverage":
+        return float(model.liquidation_price(side, entry, qty, leverage=float(value)))
+    return float(model.liquidation_price(side, entry, qty, margin=float(value)))
+
+
+def _size_hint(model: _core.MarginModel, entry: float, qty: float) -> float:
+    """Tier measure at entry, to pick the table rate when only a deduction is overridden."""
+    unit = model.tier_unit
+    size = qty * model.contract_size
+    if unit == "contracts":
+        return qty
+    linear = model.kind == "linear"
+    if unit == "quote":
+        return size * entry if linear else size
+    return size if linear else size / entry
+
+
+def _f64(name: str, x: Any) -> Any:
+    """Lists become float64 arrays; numpy arrays pass through untouched (the core checks them)."""
+    if isinstance(x, list | tuple):
+        return np.asarray(x, dtype=np.float64)
+    return x
+
+
+def _side_array(side: Any) -> Any:
+    if isinstance(side, list | tuple):
+        return np.asarray([_side_value(s) for s in side], dtype=np.int8)
+    if isinstance(side, str | int):
+        raise InvalidArrayError("side must be an int8 array of +1/-1 in batch calls")
+    return side
+
+
+def _side_value(s: Any) -> int:
+    if isinstance(s, str):
+        v = {"long": 1, "buy": 1, "short": -1, "sell": -1}.get(s.lower())
+        if v is None:
+            raise InvalidInputError(f"side must be 'long'/'short' or +1/-1, got {s!r}")
+        return v
+    return int(s)
+
+
+def _time_arg(open_time: Any) -> Any:
+    if open_time is None or isinstance(open_time, np.ndarray):
+        return open_time
+    if isinstance(open_time, list | tuple):
+        return np.asarray([to_epoch_ms(t) for t in open_time], dtype=np.int64)
+    return to_epoch_ms(open_time)
+
+
+def _models(
+    venue: str,
+    symbol: str,
+    formula: str | None,
+    open_time: Any,
+    tiers: TierTable | None,
+    contract_size: float | None,
+    fee_rate: float | None,
+    mmr: float | None,
+    maint_amount: float | None,
+) -> tuple[list[_core.MarginModel], list[int | None]]:
+    if open_time is None and formula is None:
+        models, since = [margin_model(venue, symbol, tiers=tiers, contract_size=contract_size, fee_rate=fee_rate)], [None]
+    else:
+        models, since = margin_models(venue, symbol, formula=formula, tiers=tiers, contract_size=contract_size, fee_rate=fee_rate)
+    if mmr is not None or maint_amount is not None:
+        models = [_overridden(m, mmr, maint_amount, 0.0) for m in models]
+    return models, since
+
+
+def liquidation_prices(
+    venue: str,
+    side: Any,
+    entry: Any,
+    qty: Any,
+    *,
+    leverage: Any = None,
+    margin: Any = None,
+    mmr: float | None = None,
+    maint_amount: float | None = None,
+    fee_rate: float | None = None,
+    tiers: TierTable | None = None,
+    contract_size: float | None = None,
+    formula: str | None = None,
+    symbol: str = "BTC",
+    open_time: Any = None,
+) -> F64:
+    """Liquidation price per position (float64 array; NaN where no price liquidates).
+
+    ``open_time`` (epoch ms, scalar or int64 array) picks each position's formula version on
+    venues that changed theirs; default is the current formula. With only ``maint_amount``
+    overridden, the rate comes from the first tier.
+    """
+    value, kind = _margin_arg(leverage, margin)
+    models, since = _models(venue, symbol, formula, open_time, tiers, contract_size, fee_rate, mmr, maint_amount)
+    return _core.liquidation_prices(
+        models, since, _f64("entry", entry), _f64("qty", qty), _side_array(side), _f64(kind, value), kind,
+        open_time=_time_arg(open_time),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LiquidationMap:
+    """USD notional liquidated per price bucket, per side, plus cumulative curves.
+
+    ``long_cumulative[k]``: longs liquidated if price falls from ``ref_price`` to bucket k
+    (zero above the reference bucket); ``short_cumulative[k]``: shorts liquidated if it rises
+    to bucket k (zero below). ``totals``: USD per side (long, short) inside the grid, below,
+    above, with no liquidation price ("never", at entry notional), and position counts.
+    """
+
+    grid: _core.PriceGrid
+    long: F64
+    short: F64
+    ref_price: float
+    long_cumulative: F64
+    short_cumulative: F64
+    totals: dict[str, tuple[float, float]]
+
+    @property
+    def prices(self) -> F64:
+        """Bucket mid-points."""
+        return self.grid.centers()
+
+
+@dataclass(frozen=True, slots=True)
+class LiquidationHeatmap:
+    """USD notional per (time row, price bucket), per side; arrays are ``n_times × buckets``."""
+
+    grid: _core.PriceGrid
+    long: F64
+    short: F64
+    totals: dict[str, tuple[float, float]]
+
+
+def cumulative_from(grid: _core.PriceGrid, long: F64, short: F64, ref_price: float) -> tuple[F64, F64]:
+    """Cumulative long curve from ``ref_price`` downwards and short curve upwards."""
+    n = len(grid)
+    k = int(np.clip(grid.locate(ref_price), 0, n - 1))
+    long_cum = np.zeros(n)
+    short_cum = np.zeros(n)
+    long_cum[: k + 1] = np.cumsum(long[: k + 1][::-1])[::-1]
+    short_cum[k:] = np.cumsum(short[k:])
+    return long_cum, short_cum
+
+
+def liquidation_map(
+    entry: Any,
+    qty: Any,
+    side: Any,
+    leverage: Any,
+    grid: _core.PriceGrid,
+    *,
+    venue: str = "binance-usdm",
+    symbol: str = "BTC",
+    margin: Any = None,
+    ref_price: float | None = None,
+    mmr: float | None = None,
+    maint_amount: float | None = None,
+    fee_rate: float | None = None,
+    tiers: TierTable | None = None,
+    contract_size: float | None = None,
+    formula: str | None = None,
+    open_time: Any = None,
+) -> LiquidationMap:
+    """Liquidation map of a book of positions on ``grid``, in one fused pass.
+
+    Each position adds its USD notional at its liquidation price (size × price for linear
+    contracts, face value for inverse) to that price's bucket. Pass ``leverage=None`` and
+    ``margin=`` to give posted margins instead. ``ref_price`` (default: the qty-weighted mean
+    entry) anchors the cumulative curves.
+    """
+    value, kind = _margin_arg(leverage, margin)
+    models, since = _models(venue, symbol, formula, open_time, tiers, contract_size, fee_rate, mmr, maint_amount)
+    entry, qty = _f64("entry", entry), _f64("qty", qty)
+    long, short, totals = _core.liquidation_map(
+        models, since, entry, qty, _side_array(side), _f64(kind, value), kind, grid, open_time=_time_arg(open_time),
+    )
+    if ref_price is None:
+        ref_price = float(np.average(entry, weights=qty)) if len(entry) else float(grid.lo + grid.hi) / 2
+    long_cum, short_cum = cumulative_from(grid, long, short, ref_price)
+    return LiquidationMap(grid, long, short, float(ref_price), long_cum, short_cum, totals)
+
+
+def liquidation_heatmap(
+    entry: Any,
+    qty: Any,
+    side: Any,
+    leverage: Any,
+    time_index: Any,
+    n_times: int,
+    grid: _core.PriceGrid,
+    *,
+    venue: str = "binance-usdm",
+    symbol: str = "BTC",
+    margin: Any = None,
+    mmr: float | None = None,
+    maint_amount: float | None = None,
+    fee_rate: float | None = None,
+    tiers: TierTable | None = None,
+    contract_size: float | None = None,
+    formula: str | None = None,
+    open_time: Any = None,
+) -> LiquidationHeatmap:
+    """2-D liquidation heatmap: row ``time_index[i]`` (0 ≤ t < n_times), column = bucket of
+    the liquidation price, in one fused pass."""
+    value, kind = _margin_arg(leverage, margin)
+    models, since = _models(venue, symbol, formula, open_time, tiers, contract_size, fee_rate, mmr, maint_amount)
+    if isinstance(time_index, list | tuple):
+        time_index = np.asarray(time_index, dtype=np.int64)
+    if isinstance(n_times, bool) or not isinstance(n_times, int | np.integer) or n_times < 1:
+        raise InvalidInputError(f"n_times must be a positive int, got {n_times!r}")
+    long, short, totals = _core.liquidation_heatmap(
+        models, since, _f64("entry", entry), _f64("qty", qty), _side_array(side), _f64(kind, value), kind,
+        time_index, int(n_times), grid, open_time=_time_arg(open_time),
+    )
+    return LiquidationHeatmap(grid, long, short, totals)
+
+
+def hedge_liquidation_price(
+    venue: str,
+    wallet: float,
+    *,
+    long_entry: float | None = None,
+    long_qty: float | None = None,
+    short_entry: float | None = None,
+    short_qty: float | None = None,
+    other_maint_margin: float = 0.0,
+    other_upnl: float = 0.0,
+    symbol: str = "BTC",
+    formula: str | None = None,
+    tiers: TierTable | None = None,
+    contract_size: float | None = None,
+    fee_rate: float | None = None,
+) -> float:
+    """Cross-margin liquidation price of a hedge-mode long/short pair sharing one wallet
+    (Binance FAQ: both legs share one price; each pays its own tier's maintenance there)."""
+    model = margin_model(venue, symbol, formula=formula, tiers=tiers, contract_size=contract_size, fee_rate=fee_rate)
+    return float(
+        _core.hedge_liquidation_price(
+            model, float(wallet) - other_maint_margin + other_upnl,
+            long_entry=long_entry, long_qty=long_qty, short_entry=short_entry, short_qty=short_qty,
+        )
+    )
+
+
+def grid_step(price: float, *, venue: str | None = None, symbol: str | None = None) -> float:
+    """A round bucket width for ``symbol`` around ``price``: about 0.05 % of price, rounded to
+    1/2/2.5/5 × 10^k and to a whole number of ticks of the symbol (when venue and symbol are
+    given)."""
+    tick = 0.0
+    if venue is not None and symbol is not None:
+        tick = float(instrument(venue, symbol).get("tick_size", 0.0))
+    return float(_core.auto_step(price, tick))
+
+
+def grid_around(
+    price: float, *, span: float = 0.3, step: float | None = None, venue: str | None = None, symbol: str | None = None,
+) -> _core.PriceGrid:
+    """A grid covering ``price·(1 ± span)`` with ``step`` (default ``grid_step``), edges on
+    whole multiples of the step."""
+    if not 0 < span < 1:
+        raise InvalidInputError(f"span must be in (0, 1), got {span}")
+    step = step if step is not None else grid_step(price, venue=venue, symbol=symbol)
+    lo = np.floor(price * (1 - span) / step) * step
+    hi = np.ceil(price * (1 + span) / step) * step
+    return _core.PriceGrid(float(lo), float(hi), float(step))

@@ -1,0 +1,185 @@
+//! Error type shared by every kernel. Knows nothing of Python; `py.rs` maps each variant to
+//! the matching class of the `LiqfastError` hierarchy.
+
+use std::fmt;
+
+/// Which input of a position was wrong.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Field {
+    Entry,
+    Qty,
+    Side,
+    Leverage,
+    Margin,
+    Mmr,
+    MaintAmount,
+    FeeRate,
+    ContractSize,
+    OpenTime,
+    TimeIndex,
+    Weight,
+}
+
+impl Field {
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Field::Entry => "entry",
+            Field::Qty => "qty",
+            Field::Side => "side",
+            Field::Leverage => "leverage",
+            Field::Margin => "margin",
+            Field::Mmr => "mmr",
+            Field::MaintAmount => "maint_amount",
+            Field::FeeRate => "fee_rate",
+            Field::ContractSize => "contract_size",
+            Field::OpenTime => "open_time",
+            Field::TimeIndex => "time_index",
+            Field::Weight => "weight",
+        }
+    }
+}
+
+/// What was wrong with one position.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Problem {
+    /// NaN or infinite.
+    NotFinite(Field, f64),
+    /// Zero or negative where a positive number is required.
+    NotPositive(Field, f64),
+    /// Negative where zero is allowed.
+    Negative(Field, f64),
+    /// Outside its allowed range (message says which).
+    OutOfRange(Field, f64, &'static str),
+    /// Side other than +1 / -1.
+    BadSide(i64),
+    /// The posted margin does not cover maintenance at the entry price: the exchange would
+    /// liquidate such a position immediately, so it cannot exist.
+    BelowMaintenanceAtEntry { margin: f64, maintenance: f64 },
+    /// Leverage above what the tier at the entry notional allows.
+    LeverageTooHigh {
+        leverage: f64,
+        max_leverage: f64,
+        tier: usize,
+    },
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::NotFinite(field, v) => write!(f, "{} must be finite, got {v}", field.name()),
+            Problem::NotPositive(field, v) => write!(f, "{} must be > 0, got {v}", field.name()),
+            Problem::Negative(field, v) => write!(f, "{} must be >= 0, got {v}", field.name()),
+            Problem::OutOfRange(field, v, range) => {
+                write!(f, "{} must be {range}, got {v}", field.name())
+            }
+            Problem::BadSide(v) => write!(f, "side must be +1 (long) or -1 (short), got {v}"),
+            Problem::BelowMaintenanceAtEntry {
+                margin,
+                maintenance,
+            } => write!(
+                f,
+                "margin {margin} does not cover the maintenance margin {maintenance} at the entry \
+                 price (the position would be liquidated on opening)"
+            ),
+            Problem::LeverageTooHigh {
+                leverage,
+                max_leverage,
+                tier,
+            } => write!(
+                f,
+                "leverage {leverage} exceeds the maximum {max_leverage} of tier {} at the entry \
+                 notional",
+                tier + 1
+            ),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum LiqError {
+    /// A position (row `index` of a batch, or the single position when `None`) is invalid.
+    Position {
+        index: Option<usize>,
+        problem: Problem,
+    },
+    /// Array shape, length or layout problem.
+    Array(String),
+    /// A tier table that is not usable (unordered, gaps, rates out of range...).
+    Tiers(String),
+    /// Price grid construction or use problem.
+    Grid(String),
+    /// Bar series / model input problem (issue: model).
+    Bars {
+        index: Option<usize>,
+        message: String,
+    },
+    /// Other invalid argument (bad option value, unknown formula name...).
+    Invalid(String),
+    /// Checkpoint bytes that cannot be restored.
+    Checkpoint(String),
+}
+
+impl LiqError {
+    #[must_use]
+    pub fn at(index: usize, problem: Problem) -> Self {
+        LiqError::Position {
+            index: Some(index),
+            problem,
+        }
+    }
+
+    #[must_use]
+    pub fn single(problem: Problem) -> Self {
+        LiqError::Position {
+            index: None,
+            problem,
+        }
+    }
+
+    /// Attach a row index to a position error raised by a scalar helper.
+    #[must_use]
+    pub fn with_index(self, i: usize) -> Self {
+        match self {
+            LiqError::Position {
+                index: None,
+                problem,
+            } => LiqError::Position {
+                index: Some(i),
+                problem,
+            },
+            other => other,
+        }
+    }
+}
+
+impl fmt::Display for LiqError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LiqError::Position {
+                index: Some(i),
+                problem,
+            } => write!(f, "position {i}: {problem}"),
+            LiqError::Position {
+                index: None,
+                problem,
+            } => write!(f, "{problem}"),
+            LiqError::Array(m) | LiqError::Tiers(m) | LiqError::Grid(m) | LiqError::Invalid(m) => {
+                f.write_str(m)
+            }
+            LiqError::Bars {
+                index: Some(i),
+                message,
+            } => write!(f, "bar {i}: {message}"),
+            LiqError::Bars {
+                index: None,
+                message,
+            } => f.write_str(message),
+            LiqError::Checkpoint(m) => write!(f, "cannot restore checkpoint: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for LiqError {}
+
+pub type Result<T, E = LiqError> = std::result::Result<T, E>;

@@ -1,0 +1,18 @@
+//! liqfast core: exact per-exchange liquidation prices and fused liquidation map/heatmap
+//! aggregation. Every module here works on plain Rust values and slices; only `py.rs`
+//! (behind the `python` feature) knows about Python and numpy.
+
+pub mod aggregate;
+pub mod error;
+mod fast;
+pub mod grid;
+pub mod margin;
+pub mod pool;
+pub mod tiers;
+pub mod venues;
+
+#[cfg(feature = "python")]
+mod py;
+
+#[cfg(test)]
+mod vectors;

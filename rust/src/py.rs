@@ -1,0 +1,792 @@
+//! The Python boundary, and the only module that knows about Python. Each function here:
+//! converts and validates its arguments while holding the GIL, detaches for the kernel when
+//! the work is large, turns panics into `LiqfastError`, and maps `LiqError` to the matching
+//! class of the exception hierarchy defined in `liqfast/errors.py`.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use numpy::{
+    IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyUntypedArray,
+    PyUntypedArrayMethods,
+};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::aggregate::{self, Column, MarginKind, Models, Positions, Totals};
+use crate::error::{LiqError, Problem};
+use crate::grid::{self, Loc};
+use crate::margin::{self, ContractKind, Leg, MarginInput};
+use crate::tiers::{Tier, TierTable, TierUnit};
+use crate::{pool, venues};
+
+mod exc {
+    pyo3::import_exception!(liqfast.errors, LiqfastError);
+    pyo3::import_exception!(liqfast.errors, InvalidInputError);
+    pyo3::import_exception!(liqfast.errors, InvalidPositionError);
+    pyo3::import_exception!(liqfast.errors, LeverageTooHighError);
+    pyo3::import_exception!(liqfast.errors, InvalidArrayError);
+    pyo3::import_exception!(liqfast.errors, InvalidTierTableError);
+    pyo3::import_exception!(liqfast.errors, InvalidBarsError);
+    pyo3::import_exception!(liqfast.errors, CheckpointError);
+    pyo3::import_exception!(liqfast.errors, UnknownVenueError);
+    pyo3::import_exception!(liqfast.errors, GridError);
+}
+
+/// Work below this many positions stays attached: detaching costs more than it frees.
+const DETACH_MIN: usize = 4_096;
+
+pub(crate) fn to_pyerr(py: Python<'_>, e: LiqError) -> PyErr {
+    let msg = e.to_string();
+    match e {
+        LiqError::Position { index, problem } => {
+            let err = if matches!(problem, Problem::LeverageTooHigh { .. }) {
+                exc::LeverageTooHighError::new_err(msg)
+            } else {
+                exc::InvalidPositionError::new_err(msg)
+            };
+            // Best effort: the message already names the row.
+            let _ = err.value(py).setattr("index", index);
+            err
+        }
+        LiqError::Array(_) => exc::InvalidArrayError::new_err(msg),
+        LiqError::Tiers(_) => exc::InvalidTierTableError::new_err(msg),
+        LiqError::Grid(_) => exc::GridError::new_err(msg),
+        LiqError::Bars { index, .. } => {
+            let err = exc::InvalidBarsError::new_err(msg);
+            let _ = err.value(py).setattr("index", index);
+            err
+        }
+        LiqError::Checkpoint(_) => exc::CheckpointError::new_err(msg),
+        LiqError::Invalid(_) => exc::InvalidInputError::new_err(msg),
+    }
+}
+
+/// Run `f` (detached from the interpreter when `detach`), converting panics and errors.
+pub(crate) fn enter<T, F>(py: Python<'_>, detach: bool, f: F) -> PyResult<T>
+where
+    T: Send,
+    F: FnOnce() -> Result<T, LiqError> + Send,
+{
+    let guarded = move || catch_unwind(AssertUnwindSafe(f));
+    let out = if detach {
+        py.detach(guarded)
+    } else {
+        guarded()
+    };
+    match out {
+        Ok(r) => r.map_err(|e| to_pyerr(py, e)),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(ToString::to_string)
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(exc::LiqfastError::new_err(format!(
+                "internal error (please report): {what}"
+            )))
+        }
+    }
+}
+
+fn array_error(name: &str, want: &str, obj: &Bound<'_, PyAny>) -> PyErr {
+    match obj.cast::<PyUntypedArray>() {
+        Ok(a) => exc::InvalidArrayError::new_err(format!(
+            "{name} must be a 1-D {want} array, got a {}-D {} array",
+            a.ndim(),
+            a.dtype()
+        )),
+        Err(_) => exc::InvalidArrayError::new_err(format!(
+            "{name} must be a numpy {want} array, got {}",
+            obj.get_type()
+                .name()
+                .map_or_else(|_| "?".into(), |n| n.to_string())
+        )),
+    }
+}
+
+/// Borrow a contiguous 1-D array of exactly element type `T` (no silent conversion).
+pub(crate) fn array<'py, T: numpy::Element>(
+    name: &str,
+    want: &str,
+    obj: &Bound<'py, PyAny>,
+) -> PyResult<PyReadonlyArray1<'py, T>> {
+    let a = obj
+        .cast::<PyArray1<T>>()
+        .map_err(|_| array_error(name, want, obj))?;
+    let r = a
+        .try_readonly()
+        .map_err(|e| exc::InvalidArrayError::new_err(format!("{name}: {e}")))?;
+    if r.as_slice().is_err() {
+        return Err(exc::InvalidArrayError::new_err(format!(
+            "{name} must be C-contiguous (got a strided view; pass np.ascontiguousarray({name}))"
+        )));
+    }
+    Ok(r)
+}
+
+/// A per-position argument given as a float or a float64 array.
+pub(crate) enum FloatArg<'py> {
+    Scalar(f64),
+    Array(PyReadonlyArray1<'py, f64>),
+}
+
+impl<'py> FloatArg<'py> {
+    pub(crate) fn extract(name: &str, obj: &Bound<'py, PyAny>) -> PyResult<Self> {
+        if obj.cast::<PyUntypedArray>().is_ok() {
+            return array::<f64>(name, "float64", obj).map(FloatArg::Array);
+        }
+        obj.extract::<f64>().map(FloatArg::Scalar).map_err(|_| {
+            exc::InvalidArrayError::new_err(format!("{name} must be a float or a float64 array"))
+        })
+    }
+
+    pub(crate) fn column(&self) -> Column<'_, f64> {
+        match self {
+            FloatArg::Scalar(v) => Column::Scalar(*v),
+            FloatArg::Array(a) => Column::Slice(a.as_slice().expect("checked contiguous")),
+        }
+    }
+}
+
+enum IntArg<'py> {
+    Scalar(i64),
+    Array(PyReadonlyArray1<'py, i64>),
+}
+
+impl<'py> IntArg<'py> {
+    fn extract(name: &str, obj: &Bound<'py, PyAny>) -> PyResult<Self> {
+        if obj.cast::<PyUntypedArray>().is_ok() {
+            return array::<i64>(name, "int64", obj).map(IntArg::Array);
+        }
+        obj.extract::<i64>().map(IntArg::Scalar).map_err(|_| {
+            exc::InvalidArrayError::new_err(format!("{name} must be an int or an int64 array"))
+        })
+    }
+
+    fn column(&self) -> Column<'_, i64> {
+        match self {
+            IntArg::Scalar(v) => Column::Scalar(*v),
+            IntArg::Array(a) => Column::Slice(a.as_slice().expect("checked contiguous")),
+        }
+    }
+}
+
+fn parse_side(obj: &Bound<'_, PyAny>) -> PyResult<f64> {
+    if let Ok(s) = obj.extract::<String>() {
+        return match s.to_ascii_lowercase().as_str() {
+            "long" | "buy" => Ok(1.0),
+            "short" | "sell" => Ok(-1.0),
+            _ => Err(exc::InvalidPositionError::new_err(format!(
+                "side must be 'long'/'short' or +1/-1, got {s:?}"
+            ))),
+        };
+    }
+    match obj.extract::<f64>() {
+        Ok(v) if v == 1.0 || v == -1.0 => Ok(v),
+        _ => Err(exc::InvalidPositionError::new_err(format!(
+            "side must be 'long'/'short' or +1/-1, got {obj}"
+        ))),
+    }
+}
+
+fn margin_kind(kind: &str) -> PyResult<MarginKind> {
+    match kind {
+        "leverage" => Ok(MarginKind::Leverage),
+        "margin" => Ok(MarginKind::Amount),
+        _ => Err(exc::InvalidInputError::new_err(format!(
+            "margin kind must be 'leverage' or 'margin', got {kind:?}"
+        ))),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// MarginModel
+// ---------------------------------------------------------------------------------------
+
+/// A venue formula bound to a contract size, fee rate and tier table.
+#[pyclass(frozen, module = "liqfast._core", name = "MarginModel")]
+pub struct PyMarginModel {
+    pub(crate) inner: margin::MarginModel,
+    venue: &'static str,
+    formula: &'static str,
+}
+
+#[pymethods]
+impl PyMarginModel {
+    /// Build from a venue id, a formula name, and the data: tiers as
+    /// `(floor, cap, mmr, maint_amount, max_leverage)` rows measured in `tier_unit`.
+    #[new]
+    #[pyo3(signature = (venue, formula, contract_size, fee_rate, tier_unit, tiers))]
+    fn new(
+        py: Python<'_>,
+        venue: &str,
+        formula: &str,
+        contract_size: f64,
+        fee_rate: f64,
+        tier_unit: &str,
+        tiers: Vec<(f64, f64, f64, f64, f64)>,
+    ) -> PyResult<Self> {
+        let v = venues::venue(venue).ok_or_else(|| unknown_venue(venue))?;
+        let f = v
+            .formula(Some(formula), None)
+            .map_err(|e| to_pyerr(py, e))?;
+        let unit = TierUnit::parse(tier_unit).map_err(|e| to_pyerr(py, e))?;
+        let rows = tiers
+            .into_iter()
+            .map(|(floor, cap, mmr, maint_amount, max_leverage)| Tier {
+                floor,
+                cap,
+                mmr,
+                maint_amount,
+                max_leverage,
+            })
+            .collect();
+        let table = TierTable::new(unit, rows).map_err(|e| to_pyerr(py, e))?;
+        let inner = margin::MarginModel::new(f.rules, contract_size, fee_rate, table)
+            .map_err(|e| to_pyerr(py, e))?;
+        Ok(PyMarginModel {
+            inner,
+            venue: v.id,
+            formula: f.name,
+        })
+    }
+
+    /// Same model with an explicit maintenance rate and/or deduction (see liqfast docs).
+    #[pyo3(signature = (mmr=None, maint_amount=None, size_hint=0.0))]
+    fn with_overrides(
+        &self,
+        py: Python<'_>,
+        mmr: Option<f64>,
+        maint_amount: Option<f64>,
+        size_hint: f64,
+    ) -> PyResult<Self> {
+        let inner = self
+            .inner
+            .with_overrides(mmr, maint_amount, size_hint)
+            .map_err(|e| to_pyerr(py, e))?;
+        Ok(PyMarginModel {
+            inner,
+            venue: self.venue,
+            formula: self.formula,
+        })
+    }
+
+    #[getter]
+    fn venue(&self) -> &'static str {
+        self.venue
+    }
+
+    #[getter]
+    fn formula(&self) -> &'static str {
+        self.formula
+    }
+
+    #[getter]
+    fn kind(&self) -> &'static str {
+        match self.inner.rules.kind {
+            ContractKind::Linear => "linear",
+            ContractKind::Inverse => "inverse",
+        }
+    }
+
+    #[getter]
+    fn contract_size(&self) -> f64 {
+        self.inner.contract_size
+    }
+
+    #[getter]
+    fn fee_rate(&self) -> f64 {
+        self.inner.fee_rate
+    }
+
+    #[getter]
+    fn tier_unit(&self) -> &'static str {
+        self.inner.table.unit().name()
+    }
+
+    #[getter]
+    fn overridden(&self) -> bool {
+        self.inner.overridden
+    }
+
+    /// Tier rows `(floor, cap, mmr, maint_amount, max_leverage)`.
+    #[getter]
+    fn tiers(&self) -> Vec<(f64, f64, f64, f64, f64)> {
+        self.inner
+            .table
+            .tiers()
+            .iter()
+            .map(|t| (t.floor, t.cap, t.mmr, t.maint_amount, t.max_leverage))
+            .collect()
+    }
+
+    /// Liquidation price of one position (`nan` when none exists). Exactly one of
+    /// `leverage` / `margin` must be given.
+    #[pyo3(signature = (side, entry, qty, *, leverage=None, margin=None))]
+    fn liquidation_price(
+        &self,
+        py: Python<'_>,
+        side: &Bound<'_, PyAny>,
+        entry: f64,
+        qty: f64,
+        leverage: Option<f64>,
+        margin: Option<f64>,
+    ) -> PyResult<f64> {
+        let side = parse_side(side)?;
+        let m = match (leverage, margin) {
+            (Some(l), None) => MarginInput::Leverage(l),
+            (None, Some(m)) => MarginInput::Amount(m),
+            _ => {
+                return Err(exc::InvalidInputError::new_err(
+                    "give exactly one of leverage= or margin=",
+                ));
+            }
+        };
+        self.inner
+            .liq_price(side, entry, qty, m)
+            .map_err(|p| to_pyerr(py, LiqError::single(p)))
+    }
+
+    /// Index of the tier that applies to `qty` at `price`.
+    fn tier_at(&self, qty: f64, price: f64) -> usize {
+        self.inner.tier_at(qty, price)
+    }
+
+    /// USD value of `qty` at `price` (size·price for linear, face value for inverse).
+    fn usd_notional(&self, qty: f64, price: f64) -> f64 {
+        self.inner.usd_notional(qty, price)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "MarginModel(venue={:?}, formula={:?}, contract_size={}, fee_rate={}, tiers={}{})",
+            self.venue,
+            self.formula,
+            self.inner.contract_size,
+            self.inner.fee_rate,
+            self.inner.table.tiers().len(),
+            if self.inner.overridden {
+                ", overridden"
+            } else {
+                ""
+            }
+        )
+    }
+}
+
+fn unknown_venue(venue: &str) -> PyErr {
+    let known: Vec<&str> = venues::VENUES.iter().map(|v| v.id).collect();
+    exc::UnknownVenueError::new_err(format!(
+        "unknown venue {venue:?}; known venues: {}",
+        known.join(", ")
+    ))
+}
+
+/// Venue ids, in a stable order.
+#[pyfunction]
+#[pyo3(name = "venues")]
+fn py_venues() -> Vec<&'static str> {
+    venues::VENUES.iter().map(|v| v.id).collect()
+}
+
+/// Formulas of a venue, oldest first: `(name, since_ms or None, description)`; the last one is
+/// current.
+#[pyfunction]
+#[pyo3(name = "venue_formulas")]
+fn py_venue_formulas(venue: &str) -> PyResult<Vec<(&'static str, Option<i64>, &'static str)>> {
+    let v = venues::venue(venue).ok_or_else(|| unknown_venue(venue))?;
+    Ok(v.formulas
+        .iter()
+        .map(|f| (f.name, f.since_ms, f.doc))
+        .collect())
+}
+
+/// Name of the formula in force for a position of `venue` opened at `t_ms` (epoch ms).
+#[pyfunction]
+#[pyo3(name = "formula_at")]
+fn py_formula_at(venue: &str, t_ms: i64) -> PyResult<&'static str> {
+    let v = venues::venue(venue).ok_or_else(|| unknown_venue(venue))?;
+    Ok(v.formula_at(t_ms).name)
+}
+
+/// Contract kind of a venue: "linear" or "inverse".
+#[pyfunction]
+#[pyo3(name = "venue_kind")]
+fn py_venue_kind(venue: &str) -> PyResult<&'static str> {
+    let v = venues::venue(venue).ok_or_else(|| unknown_venue(venue))?;
+    Ok(match v.kind {
+        ContractKind::Linear => "linear",
+        ContractKind::Inverse => "inverse",
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// PriceGrid
+// ---------------------------------------------------------------------------------------
+
+/// Uniform price grid: bucket k covers `[lo + k·step, lo + (k+1)·step)`.
+#[pyclass(frozen, eq, module = "liqfast._core", name = "PriceGrid")]
+#[derive(PartialEq)]
+pub struct PyPriceGrid {
+    pub(crate) inner: grid::PriceGrid,
+}
+
+#[pymethods]
+impl PyPriceGrid {
+    #[new]
+    fn new(py: Python<'_>, lo: f64, hi: f64, step: f64) -> PyResult<Self> {
+        grid::PriceGrid::new(lo, hi, step)
+            .map(|inner| PyPriceGrid { inner })
+            .map_err(|e| to_pyerr(py, e))
+    }
+
+    #[getter]
+    fn lo(&self) -> f64 {
+        self.inner.lo()
+    }
+
+    #[getter]
+    fn hi(&self) -> f64 {
+        self.inner.hi()
+    }
+
+    #[getter]
+    fn step(&self) -> f64 {
+        self.inner.step()
+    }
+
+    fn __len__(&self) -> usize {
+        self.inner.len()
+    }
+
+    /// The `len + 1` bucket edges.
+    fn edges<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<f64>> {
+        (0..=self.inner.len())
+            .map(|k| self.inner.edge(k))
+            .collect::<Vec<_>>()
+            .into_pyarray(py)
+    }
+
+    /// Bucket mid-points.
+    fn centers<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<f64>> {
+        let half = self.inner.step() / 2.0;
+        (0..self.inner.len())
+            .map(|k| self.inner.edge(k) + half)
+            .collect::<Vec<_>>()
+            .into_pyarray(py)
+    }
+
+    /// Bucket index of `price`: -1 below the grid, `len` at or above its top.
+    fn locate(&self, price: f64) -> i64 {
+        match self.inner.locate(price) {
+            Loc::Below => -1,
+            Loc::In(k) => k as i64,
+            Loc::Above => self.inner.len() as i64,
+        }
+    }
+
+    fn __getnewargs__(&self) -> (f64, f64, f64) {
+        (self.inner.lo(), self.inner.hi(), self.inner.step())
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "PriceGrid(lo={}, hi={}, step={}, buckets={})",
+            self.inner.lo(),
+            self.inner.hi(),
+            self.inner.step(),
+            self.inner.len()
+        )
+    }
+}
+
+/// A round bucket width near 0.05 % of `price`, a multiple of `tick` (0 = no tick).
+#[pyfunction]
+#[pyo3(name = "auto_step")]
+#[pyo3(signature = (price, tick=0.0))]
+fn py_auto_step(py: Python<'_>, price: f64, tick: f64) -> PyResult<f64> {
+    grid::auto_step(price, tick).map_err(|e| to_pyerr(py, e))
+}
+
+// ---------------------------------------------------------------------------------------
+// Batch kernels
+// ---------------------------------------------------------------------------------------
+
+/// Borrowed batch inputs, checked for dtype and layout.
+struct Batch<'py> {
+    entry: PyReadonlyArray1<'py, f64>,
+    qty: PyReadonlyArray1<'py, f64>,
+    side: PyReadonlyArray1<'py, i8>,
+    margin: FloatArg<'py>,
+    kind: MarginKind,
+    open_time: Option<IntArg<'py>>,
+}
+
+impl<'py> Batch<'py> {
+    fn extract(
+        entry: &Bound<'py, PyAny>,
+        qty: &Bound<'py, PyAny>,
+        side: &Bound<'py, PyAny>,
+        margin: &Bound<'py, PyAny>,
+        kind: &str,
+        open_time: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Self> {
+        Ok(Batch {
+            entry: array("entry", "float64", entry)?,
+            qty: array("qty", "float64", qty)?,
+            side: array("side", "int8", side)?,
+            margin: FloatArg::extract(
+                if kind == "leverage" {
+                    "leverage"
+                } else {
+                    "margin"
+                },
+                margin,
+            )?,
+            kind: margin_kind(kind)?,
+            open_time: open_time
+                .map(|t| IntArg::extract("open_time", t))
+                .transpose()?,
+        })
+    }
+
+    fn positions(&self) -> Positions<'_> {
+        Positions {
+            entry: self.entry.as_slice().expect("checked contiguous"),
+            qty: self.qty.as_slice().expect("checked contiguous"),
+            side: self.side.as_slice().expect("checked contiguous"),
+            margin: self.margin.column(),
+            margin_kind: self.kind,
+            open_time: self.open_time.as_ref().map(IntArg::column),
+        }
+    }
+}
+
+/// Clone the inner models out of Python objects so the kernel can run detached.
+fn models_of(
+    models: &[PyRef<'_, PyMarginModel>],
+    since: &[Option<i64>],
+) -> PyResult<Vec<margin::MarginModel>> {
+    if models.is_empty() || models.len() != since.len() {
+        return Err(exc::InvalidInputError::new_err(
+            "models and since must be non-empty and of equal length",
+        ));
+    }
+    Ok(models.iter().map(|m| m.inner.clone()).collect())
+}
+
+fn totals_dict<'py>(py: Python<'py>, t: &Totals) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("in_grid", (t.in_grid[0], t.in_grid[1]))?;
+    d.set_item("below", (t.below[0], t.below[1]))?;
+    d.set_item("above", (t.above[0], t.above[1]))?;
+    d.set_item("never", (t.never[0], t.never[1]))?;
+    d.set_item("count", (t.count[0], t.count[1]))?;
+    Ok(d)
+}
+
+/// Liquidation price per position. `models`/`since`: one model, or one per venue formula
+/// (oldest first) with the instant each applies from, picked per row by `open_time`.
+#[pyfunction]
+#[pyo3(name = "liquidation_prices")]
+#[pyo3(signature = (models, since, entry, qty, side, margin, margin_kind, open_time=None))]
+fn py_liquidation_prices<'py>(
+    py: Python<'py>,
+    models: Vec<PyRef<'py, PyMarginModel>>,
+    since: Vec<Option<i64>>,
+    entry: &Bound<'py, PyAny>,
+    qty: &Bound<'py, PyAny>,
+    side: &Bound<'py, PyAny>,
+    margin: &Bound<'py, PyAny>,
+    margin_kind: &str,
+    open_time: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    let batch = Batch::extract(entry, qty, side, margin, margin_kind, open_time)?;
+    let owned = models_of(&models, &since)?;
+    let pos = batch.positions();
+    let n = pos.len();
+    let out = enter(py, n >= DETACH_MIN, || {
+        let mut out = vec![0.0; n];
+        aggregate::liquidation_prices(
+            &pos,
+            &Models {
+                models: &owned,
+                since: &since,
+            },
+            &mut out,
+        )?;
+        Ok(out)
+    })?;
+    Ok(out.into_pyarray(py))
+}
+
+type MapOut<'py> = (
+    Bound<'py, PyArray1<f64>>,
+    Bound<'py, PyArray1<f64>>,
+    Bound<'py, PyDict>,
+);
+
+/// Fused 1-D liquidation map: `(long_usd, short_usd, totals)` per bucket of `grid`.
+#[pyfunction]
+#[pyo3(name = "liquidation_map")]
+#[pyo3(signature = (models, since, entry, qty, side, margin, margin_kind, grid, open_time=None))]
+fn py_liquidation_map<'py>(
+    py: Python<'py>,
+    models: Vec<PyRef<'py, PyMarginModel>>,
+    since: Vec<Option<i64>>,
+    entry: &Bound<'py, PyAny>,
+    qty: &Bound<'py, PyAny>,
+    side: &Bound<'py, PyAny>,
+    margin: &Bound<'py, PyAny>,
+    margin_kind: &str,
+    grid: PyRef<'py, PyPriceGrid>,
+    open_time: Option<&Bound<'py, PyAny>>,
+) -> PyResult<MapOut<'py>> {
+    let batch = Batch::extract(entry, qty, side, margin, margin_kind, open_time)?;
+    let owned = models_of(&models, &since)?;
+    let g = grid.inner;
+    let pos = batch.positions();
+    let (long, short, t) = enter(py, pos.len() >= DETACH_MIN, || {
+        let (mut long, mut short) = (vec![0.0; g.len()], vec![0.0; g.len()]);
+        let t = aggregate::liquidation_map(
+            &pos,
+            &Models {
+                models: &owned,
+                since: &since,
+            },
+            &g,
+            &mut long,
+            &mut short,
+        )?;
+        Ok((long, short, t))
+    })?;
+    Ok((
+        long.into_pyarray(py),
+        short.into_pyarray(py),
+        totals_dict(py, &t)?,
+    ))
+}
+
+type HeatOut<'py> = (
+    Bound<'py, PyArray2<f64>>,
+    Bound<'py, PyArray2<f64>>,
+    Bound<'py, PyDict>,
+);
+
+/// Fused 2-D liquidation heatmap: `(long[n_times, buckets], short[...], totals)`.
+#[pyfunction]
+#[pyo3(name = "liquidation_heatmap")]
+#[pyo3(signature = (models, since, entry, qty, side, margin, margin_kind, time_index, n_times, grid, open_time=None))]
+fn py_liquidation_heatmap<'py>(
+    py: Python<'py>,
+    models: Vec<PyRef<'py, PyMarginModel>>,
+    since: Vec<Option<i64>>,
+    entry: &Bound<'py, PyAny>,
+    qty: &Bound<'py, PyAny>,
+    side: &Bound<'py, PyAny>,
+    margin: &Bound<'py, PyAny>,
+    margin_kind: &str,
+    time_index: &Bound<'py, PyAny>,
+    n_times: usize,
+    grid: PyRef<'py, PyPriceGrid>,
+    open_time: Option<&Bound<'py, PyAny>>,
+) -> PyResult<HeatOut<'py>> {
+    let batch = Batch::extract(entry, qty, side, margin, margin_kind, open_time)?;
+    let time_index = IntArg::extract("time_index", time_index)?;
+    let owned = models_of(&models, &since)?;
+    let g = grid.inner;
+    let pos = batch.positions();
+    let ti = time_index.column();
+    let (long, short, t) = enter(py, pos.len() >= DETACH_MIN, || {
+        let cells = n_times
+            .saturating_mul(g.len())
+            .min(aggregate::MAX_HEATMAP_CELLS + 1);
+        let (mut long, mut short) = (vec![0.0; cells], vec![0.0; cells]);
+        let t = aggregate::liquidation_heatmap(
+            &pos,
+            &Models {
+                models: &owned,
+                since: &since,
+            },
+            ti,
+            n_times,
+            &g,
+            &mut long,
+            &mut short,
+        )?;
+        Ok((long, short, t))
+    })?;
+    let shape = [n_times, g.len()];
+    let long = long.into_pyarray(py).reshape(shape)?;
+    let short = short.into_pyarray(py).reshape(shape)?;
+    Ok((long, short, totals_dict(py, &t)?))
+}
+
+/// Cross-margin liquidation price of a hedge-mode pair sharing one wallet (Binance FAQ);
+/// either leg may be omitted. `wallet` is net of other positions' maintenance and PnL.
+#[pyfunction]
+#[pyo3(name = "hedge_liquidation_price")]
+#[pyo3(signature = (model, wallet, long_entry=None, long_qty=None, short_entry=None, short_qty=None))]
+fn py_hedge_liquidation_price(
+    py: Python<'_>,
+    model: PyRef<'_, PyMarginModel>,
+    wallet: f64,
+    long_entry: Option<f64>,
+    long_qty: Option<f64>,
+    short_entry: Option<f64>,
+    short_qty: Option<f64>,
+) -> PyResult<f64> {
+    let leg = |e: Option<f64>, q: Option<f64>, name: &str| -> PyResult<Option<Leg>> {
+        match (e, q) {
+            (Some(entry), Some(qty)) => Ok(Some(Leg { entry, qty })),
+            (None, None) => Ok(None),
+            _ => Err(exc::InvalidInputError::new_err(format!(
+                "{name} leg needs both entry and qty"
+            ))),
+        }
+    };
+    let long = leg(long_entry, long_qty, "long")?;
+    let short = leg(short_entry, short_qty, "short")?;
+    margin::hedge_liq_price(&model.inner, long, short, wallet).map_err(|e| to_pyerr(py, e))
+}
+
+/// Number of worker threads of the shared pool.
+#[pyfunction]
+#[pyo3(name = "thread_count")]
+fn py_thread_count() -> usize {
+    pool::threads()
+}
+
+/// Called in a forked child: drop the parent's (thread-less) pool.
+#[pyfunction]
+#[pyo3(name = "_reset_pool_after_fork")]
+fn py_reset_pool_after_fork() {
+    pool::reset_after_fork();
+}
+
+#[pymodule(gil_used = false)]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add(
+        "build_profile",
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
+    )?;
+    m.add_class::<PyMarginModel>()?;
+    m.add_class::<PyPriceGrid>()?;
+    m.add_function(wrap_pyfunction!(py_venues, m)?)?;
+    m.add_function(wrap_pyfunction!(py_venue_formulas, m)?)?;
+    m.add_function(wrap_pyfunction!(py_venue_kind, m)?)?;
+    m.add_function(wrap_pyfunction!(py_formula_at, m)?)?;
+    m.add_function(wrap_pyfunction!(py_auto_step, m)?)?;
+    m.add_function(wrap_pyfunction!(py_liquidation_prices, m)?)?;
+    m.add_function(wrap_pyfunction!(py_liquidation_map, m)?)?;
+    m.add_function(wrap_pyfunction!(py_liquidation_heatmap, m)?)?;
+    m.add_function(wrap_pyfunction!(py_hedge_liquidation_price, m)?)?;
+    m.add_function(wrap_pyfunction!(py_thread_count, m)?)?;
+    m.add_function(wrap_pyfunction!(py_reset_pool_after_fork, m)?)?;
+    Ok(())
+}
