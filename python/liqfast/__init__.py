@@ -10,6 +10,7 @@ import os as _os
 from . import _core
 from .errors import (
     CheckpointError,
+    ExchangeError,
     GridError,
     InvalidArrayError,
     InvalidBarsError,
@@ -32,6 +33,7 @@ from .maps import (
     liquidation_map,
     liquidation_price,
     liquidation_prices,
+    max_leverage,
 )
 from .tiers import Tier, TierTable
 from .venues import VenueInfo, margin_model, symbols, venue_info, venues
@@ -46,6 +48,7 @@ if hasattr(_os, "register_at_fork"):
 
 __all__ = [
     "CheckpointError",
+    "ExchangeError",
     "GridError",
     "InvalidArrayError",
     "InvalidBarsError",
@@ -72,6 +75,7 @@ __all__ = [
     "liquidation_price",
     "liquidation_prices",
     "margin_model",
+    "max_leverage",
     "symbols",
     "venue_info",
     "venues",

@@ -13,8 +13,9 @@ Every error liqfast raises on purpose is a :class:`LiqfastError`. Input problems
     │   ├── InvalidBarsError                    bad bar series (``.index`` = bar or None)
     │   └── CheckpointError                     checkpoint bytes that cannot be restored
     ├── GridError (ValueError)                  bad price grid or too many cells
-    └── UnknownVenueError (LookupError)         venue id not known
-        └── UnknownSymbolError                  symbol not known for that venue
+    ├── UnknownVenueError (LookupError)         venue id not known
+    │   └── UnknownSymbolError                  symbol not known for that venue
+    └── ExchangeError (ConnectionError)         an exchange could not be reached or refused
 
 The Rust core raises these same classes (it imports them from here).
 """
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 __all__ = [
     "CheckpointError",
+    "ExchangeError",
     "GridError",
     "InvalidArrayError",
     "InvalidBarsError",
@@ -82,3 +84,12 @@ class UnknownVenueError(LiqfastError, LookupError):
 
 class UnknownSymbolError(UnknownVenueError):
     """A symbol with no data for the given venue."""
+
+
+class ExchangeError(LiqfastError, ConnectionError):
+    """An exchange could not be reached, timed out, or answered with an HTTP error.
+    ``status`` is the HTTP status when there was one; ``retry_after`` the seconds it asked
+    to wait (429/418), else None."""
+
+    status: int | None = None
+    retry_after: float | None = None

@@ -37,6 +37,7 @@ __all__ = [
     "liquidation_map",
     "liquidation_price",
     "liquidation_prices",
+    "max_leverage",
 ]
 
 PriceGrid = _core.PriceGrid
@@ -160,6 +161,7 @@ def _models(
     mmr: float | None,
     maint_amount: float | None,
 ) -> tuple[list[_core.MarginModel], list[int | None]]:
+    since: list[int | None]
     if open_time is None and formula is None:
         models, since = [margin_model(venue, symbol, tiers=tiers, contract_size=contract_size, fee_rate=fee_rate)], [None]
     else:
@@ -343,6 +345,27 @@ def hedge_liquidation_price(
             long_entry=long_entry, long_qty=long_qty, short_entry=short_entry, short_qty=short_qty,
         )
     )
+
+
+def max_leverage(venue: str, entry: Any, qty: Any, *, symbol: str = "BTC", formula: str | None = None) -> F64:
+    """Highest leverage the venue allows for each position: the max leverage of the tier at
+    its entry notional (vectorised; handy to cap assumed leverage mixes)."""
+    model = margin_model(venue, symbol, formula=formula)
+    entry = np.asarray(entry, dtype=np.float64)
+    qty = np.asarray(qty, dtype=np.float64)
+    size = qty * model.contract_size
+    linear = model.kind == "linear"
+    if model.tier_unit == "contracts":
+        measure = qty
+    elif model.tier_unit == "quote":
+        measure = size * entry if linear else size
+    else:
+        measure = size if linear else size / entry
+    rows = model.tiers
+    caps = np.array([r[1] for r in rows[:-1]])
+    k = np.searchsorted(caps, measure, side="right")
+    out: F64 = np.array([r[4] for r in rows], dtype=np.float64)[k]
+    return out
 
 
 def grid_step(price: float, *, venue: str | None = None, symbol: str | None = None) -> float:

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from .errors import InvalidTierTableError, UnknownSymbolError
+from .errors import ExchangeError, InvalidTierTableError, UnknownSymbolError
 
 __all__ = [
     "Tier",
@@ -327,7 +327,7 @@ def _hyperliquid(payload: Any, venue: str, symbol: str) -> list[dict[str, Any]]:
     ]
 
 
-_PARSERS = {
+_PARSERS: dict[str, tuple[Any, Unit]] = {
     "binance-usdm": (_binance, "quote"),
     "binance-coinm": (_binance, "base"),
     "bybit-linear": (_bybit, "quote"),
@@ -447,18 +447,26 @@ async def fetch_table(
     own = session is None
     sess = session or aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout))
     try:
-        if venue == "hyperliquid":
-            async with sess.post(url, json=body, headers=headers) as r:
-                r.raise_for_status()
-                meta = await r.json(content_type=None)
-            payload = _hyperliquid_table_for(meta, symbol)
-        else:
-            async with sess.request(method, url, params=params, headers=headers) as r:
-                r.raise_for_status()
-                payload = await r.json(content_type=None)
+        async with sess.request(method, url, params=None if body else params, json=body, headers=headers) as r:
+            if r.status >= 400:
+                err = ExchangeError(f"{venue}: {method} {url} answered HTTP {r.status}: {(await r.text())[:200]}")
+                err.status = r.status
+                if "Retry-After" in r.headers:
+                    try:
+                        err.retry_after = float(r.headers["Retry-After"])
+                    except ValueError:
+                        pass
+                raise err
+            payload = await r.json(content_type=None)
+    except (aiohttp.ClientError, TimeoutError) as e:
+        raise ExchangeError(f"{venue}: cannot fetch tiers from {url}: {type(e).__name__}: {e}") from None
+    except ValueError as e:
+        raise InvalidTierTableError(f"{venue}: tier endpoint answer is not JSON: {e}") from None
     finally:
         if own:
             await sess.close()
+    if venue == "hyperliquid":
+        payload = _hyperliquid_table_for(payload, symbol)
     return from_payload(venue, symbol, payload, source=f"{method} {url} {params or ''}".strip(), as_of=_today())
 
 

@@ -32,35 +32,18 @@ fn binance() -> MarginModel {
     ];
     let tiers = rows
         .iter()
-        .map(|&(floor, cap, max_leverage, mmr, maint_amount)| Tier {
-            floor,
-            cap,
-            mmr,
-            maint_amount,
-            max_leverage,
-        })
+        .map(|&(floor, cap, max_leverage, mmr, maint_amount)| Tier { floor, cap, mmr, maint_amount, max_leverage })
         .collect();
     let f = venue("binance-usdm").unwrap().current();
-    MarginModel::new(
-        f.rules,
-        1.0,
-        0.0,
-        TierTable::new(TierUnit::Quote, tiers).unwrap(),
-    )
-    .unwrap()
+    MarginModel::new(f.rules, 1.0, 0.0, TierTable::new(TierUnit::Quote, tiers).unwrap()).unwrap()
 }
 
 fn main() {
-    let n: usize = std::env::var("N")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10_000_000);
+    let n: usize = std::env::var("N").ok().and_then(|s| s.parse().ok()).unwrap_or(10_000_000);
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let entry: Vec<f64> = (0..n).map(|_| 80_000.0 + 20_000.0 * rng.next()).collect();
     let qty: Vec<f64> = (0..n).map(|_| 0.001 + 2.0 * rng.next()).collect();
-    let side: Vec<i8> = (0..n)
-        .map(|_| if rng.next() < 0.5 { 1 } else { -1 })
-        .collect();
+    let side: Vec<i8> = (0..n).map(|_| if rng.next() < 0.5 { 1 } else { -1 }).collect();
     let levs = [5.0, 10.0, 25.0, 50.0, 100.0];
     let lev: Vec<f64> = (0..n).map(|_| levs[(rng.next() * 5.0) as usize]).collect();
     let mut times: Vec<i64> = (0..n).map(|_| (rng.next() * 288.0) as i64).collect();
@@ -87,16 +70,7 @@ fn main() {
         let b = t.elapsed();
         let (mut l, mut s) = (vec![0.0; 288 * grid.len()], vec![0.0; 288 * grid.len()]);
         let t = Instant::now();
-        liquidation_heatmap(
-            &pos,
-            &models,
-            Column::Slice(&times),
-            288,
-            &grid,
-            &mut l,
-            &mut s,
-        )
-        .unwrap();
+        liquidation_heatmap(&pos, &models, Column::Slice(&times), 288, &grid, &mut l, &mut s).unwrap();
         let c = t.elapsed();
         println!("n={n}: prices {a:?}  map {b:?}  heatmap {c:?}");
     }

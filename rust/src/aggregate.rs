@@ -75,11 +75,8 @@ impl Positions<'_> {
     /// All columns must have the same length.
     pub fn check_lengths(&self) -> Result<()> {
         let n = self.entry.len();
-        let mut cols = vec![
-            ("qty", Some(self.qty.len())),
-            ("side", Some(self.side.len())),
-            ("margin", self.margin.len()),
-        ];
+        let mut cols =
+            vec![("qty", Some(self.qty.len())), ("side", Some(self.side.len())), ("margin", self.margin.len())];
         if let Some(t) = &self.open_time {
             cols.push(("open_time", t.len()));
         }
@@ -87,9 +84,7 @@ impl Positions<'_> {
             if let Some(len) = len
                 && len != n
             {
-                return Err(LiqError::Array(format!(
-                    "{name} has {len} rows but entry has {n}"
-                )));
+                return Err(LiqError::Array(format!("{name} has {len} rows but entry has {n}")));
             }
         }
         Ok(())
@@ -118,10 +113,7 @@ pub struct Models<'a> {
 impl<'a> Models<'a> {
     #[must_use]
     pub fn one(model: &'a MarginModel) -> Self {
-        Models {
-            models: std::slice::from_ref(model),
-            since: &[None],
-        }
+        Models { models: std::slice::from_ref(model), since: &[None] }
     }
 
     #[inline]
@@ -145,9 +137,7 @@ impl<'a> Models<'a> {
 fn row_price<'m>(pos: &Positions, models: &Models<'m>, i: usize) -> Result<(f64, &'m MarginModel)> {
     let side = f64::from(pos.side[i]);
     let model = models.pick(pos.open_time.map(|c| c.get(i)));
-    let p = model
-        .liq_price(side, pos.entry[i], pos.qty[i], pos.margin_at(i))
-        .map_err(|e| LiqError::at(i, e))?;
+    let p = model.liq_price(side, pos.entry[i], pos.qty[i], pos.margin_at(i)).map_err(|e| LiqError::at(i, e))?;
     Ok((p, model))
 }
 
@@ -187,11 +177,7 @@ fn blocks<'a>(
 pub fn liquidation_prices(pos: &Positions, models: &Models, out: &mut [f64]) -> Result<()> {
     pos.check_lengths()?;
     if out.len() != pos.len() {
-        return Err(LiqError::Array(format!(
-            "output has {} rows, positions {}",
-            out.len(),
-            pos.len()
-        )));
+        return Err(LiqError::Array(format!("output has {} rows, positions {}", out.len(), pos.len())));
     }
     let plan = plan_for(pos, models);
     let ranges = pool::split(pos.len());
@@ -208,11 +194,7 @@ pub fn liquidation_prices(pos: &Positions, models: &Models, out: &mut [f64]) -> 
             plan.eval_block(input, None, &mut scratch);
             let dst = &mut o[start - base..start - base + input.entry.len()];
             for (j, d) in dst.iter_mut().enumerate() {
-                *d = if scratch.ok[j] {
-                    scratch.price[j]
-                } else {
-                    row_price(pos, models, start + j)?.0
-                };
+                *d = if scratch.ok[j] { scratch.price[j] } else { row_price(pos, models, start + j)?.0 };
             }
         }
         Ok(())
@@ -253,19 +235,12 @@ fn accumulate(
     time: Column<i64>,
     r: Range<usize>,
 ) -> Result<Partial> {
-    let mut part = Partial {
-        acc: vec![0.0; 2 * b.half],
-        never: [0.0; 2],
-        count: [0; 2],
-    };
+    let mut part = Partial { acc: vec![0.0; 2 * b.half], never: [0.0; 2], count: [0; 2] };
     let exact = |i: usize, part: &mut Partial| -> Result<()> {
         let (p, model) = row_price(pos, models, i)?;
         let t = time.get(i);
         if t < 0 || t as u64 >= b.rows as u64 {
-            return Err(LiqError::at(
-                i,
-                Problem::OutOfRange(Field::TimeIndex, t as f64, "in [0, n_times)"),
-            ));
+            return Err(LiqError::at(i, Problem::OutOfRange(Field::TimeIndex, t as f64, "in [0, n_times)")));
         }
         let s = usize::from(pos.side[i] < 0);
         part.count[s] += 1;
@@ -339,9 +314,7 @@ pub fn liquidation_map(
     pos.check_lengths()?;
     let n = grid.len();
     if long.len() != n || short.len() != n {
-        return Err(LiqError::Array(format!(
-            "map outputs must have {n} buckets"
-        )));
+        return Err(LiqError::Array(format!("map outputs must have {n} buckets")));
     }
     let plan = plan_for(pos, models);
     let b = Bucketing::new(grid.lo(), grid.step(), n, 1);
@@ -369,32 +342,21 @@ pub fn liquidation_heatmap(
     if let Some(len) = time_index.len()
         && len != pos.len()
     {
-        return Err(LiqError::Array(format!(
-            "time_index has {len} rows but entry has {}",
-            pos.len()
-        )));
+        return Err(LiqError::Array(format!("time_index has {len} rows but entry has {}", pos.len())));
     }
     if n_times == 0 {
         return Err(LiqError::Grid("n_times must be >= 1".into()));
     }
     let n = grid.len();
-    let cells = n_times
-        .checked_mul(n)
-        .filter(|&c| c <= MAX_HEATMAP_CELLS)
-        .ok_or_else(|| {
-            LiqError::Grid(format!(
-                "heatmap of {n_times} × {n} cells exceeds the limit of {MAX_HEATMAP_CELLS} per side"
-            ))
-        })?;
+    let cells = n_times.checked_mul(n).filter(|&c| c <= MAX_HEATMAP_CELLS).ok_or_else(|| {
+        LiqError::Grid(format!("heatmap of {n_times} × {n} cells exceeds the limit of {MAX_HEATMAP_CELLS} per side"))
+    })?;
     if long.len() != cells || short.len() != cells {
-        return Err(LiqError::Array(format!(
-            "heatmap outputs must have {cells} cells"
-        )));
+        return Err(LiqError::Array(format!("heatmap outputs must have {cells} cells")));
     }
     let plan = plan_for(pos, models);
     let b = Bucketing::new(grid.lo(), grid.step(), n, n_times);
-    let parts = pool::map_ranges(pool::split(pos.len()), |r| {
-        accumulate(pos, models, plan.as_ref(), grid, &b, time_index, r)
-    });
+    let parts =
+        pool::map_ranges(pool::split(pos.len()), |r| accumulate(pos, models, plan.as_ref(), grid, &b, time_index, r));
     Ok(reduce(first_error(parts)?, &b, long, short))
 }

@@ -57,11 +57,7 @@ pub enum Problem {
     /// liquidate such a position immediately, so it cannot exist.
     BelowMaintenanceAtEntry { margin: f64, maintenance: f64 },
     /// Leverage above what the tier at the entry notional allows.
-    LeverageTooHigh {
-        leverage: f64,
-        max_leverage: f64,
-        tier: usize,
-    },
+    LeverageTooHigh { leverage: f64, max_leverage: f64, tier: usize },
 }
 
 impl fmt::Display for Problem {
@@ -74,19 +70,12 @@ impl fmt::Display for Problem {
                 write!(f, "{} must be {range}, got {v}", field.name())
             }
             Problem::BadSide(v) => write!(f, "side must be +1 (long) or -1 (short), got {v}"),
-            Problem::BelowMaintenanceAtEntry {
-                margin,
-                maintenance,
-            } => write!(
+            Problem::BelowMaintenanceAtEntry { margin, maintenance } => write!(
                 f,
                 "margin {margin} does not cover the maintenance margin {maintenance} at the entry \
                  price (the position would be liquidated on opening)"
             ),
-            Problem::LeverageTooHigh {
-                leverage,
-                max_leverage,
-                tier,
-            } => write!(
+            Problem::LeverageTooHigh { leverage, max_leverage, tier } => write!(
                 f,
                 "leverage {leverage} exceeds the maximum {max_leverage} of tier {} at the entry \
                  notional",
@@ -99,10 +88,7 @@ impl fmt::Display for Problem {
 #[derive(Clone, Debug, PartialEq)]
 pub enum LiqError {
     /// A position (row `index` of a batch, or the single position when `None`) is invalid.
-    Position {
-        index: Option<usize>,
-        problem: Problem,
-    },
+    Position { index: Option<usize>, problem: Problem },
     /// Array shape, length or layout problem.
     Array(String),
     /// A tier table that is not usable (unordered, gaps, rates out of range...).
@@ -110,10 +96,7 @@ pub enum LiqError {
     /// Price grid construction or use problem.
     Grid(String),
     /// Bar series / model input problem (issue: model).
-    Bars {
-        index: Option<usize>,
-        message: String,
-    },
+    Bars { index: Option<usize>, message: String },
     /// Other invalid argument (bad option value, unknown formula name...).
     Invalid(String),
     /// Checkpoint bytes that cannot be restored.
@@ -123,31 +106,19 @@ pub enum LiqError {
 impl LiqError {
     #[must_use]
     pub fn at(index: usize, problem: Problem) -> Self {
-        LiqError::Position {
-            index: Some(index),
-            problem,
-        }
+        LiqError::Position { index: Some(index), problem }
     }
 
     #[must_use]
     pub fn single(problem: Problem) -> Self {
-        LiqError::Position {
-            index: None,
-            problem,
-        }
+        LiqError::Position { index: None, problem }
     }
 
     /// Attach a row index to a position error raised by a scalar helper.
     #[must_use]
     pub fn with_index(self, i: usize) -> Self {
         match self {
-            LiqError::Position {
-                index: None,
-                problem,
-            } => LiqError::Position {
-                index: Some(i),
-                problem,
-            },
+            LiqError::Position { index: None, problem } => LiqError::Position { index: Some(i), problem },
             other => other,
         }
     }
@@ -156,25 +127,11 @@ impl LiqError {
 impl fmt::Display for LiqError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LiqError::Position {
-                index: Some(i),
-                problem,
-            } => write!(f, "position {i}: {problem}"),
-            LiqError::Position {
-                index: None,
-                problem,
-            } => write!(f, "{problem}"),
-            LiqError::Array(m) | LiqError::Tiers(m) | LiqError::Grid(m) | LiqError::Invalid(m) => {
-                f.write_str(m)
-            }
-            LiqError::Bars {
-                index: Some(i),
-                message,
-            } => write!(f, "bar {i}: {message}"),
-            LiqError::Bars {
-                index: None,
-                message,
-            } => f.write_str(message),
+            LiqError::Position { index: Some(i), problem } => write!(f, "position {i}: {problem}"),
+            LiqError::Position { index: None, problem } => write!(f, "{problem}"),
+            LiqError::Array(m) | LiqError::Tiers(m) | LiqError::Grid(m) | LiqError::Invalid(m) => f.write_str(m),
+            LiqError::Bars { index: Some(i), message } => write!(f, "bar {i}: {message}"),
+            LiqError::Bars { index: None, message } => f.write_str(message),
             LiqError::Checkpoint(m) => write!(f, "cannot restore checkpoint: {m}"),
         }
     }

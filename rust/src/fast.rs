@@ -45,9 +45,7 @@ impl FastPlan {
     /// Bybit's bankruptcy fee with posted margin): those batches use the exact path.
     pub(crate) fn new(model: &MarginModel, margin: MarginKind) -> Option<Self> {
         let leverage = margin == MarginKind::Leverage;
-        if model.rules.basis != MmBasis::Mark
-            || (!leverage && model.rules.fee_mode == FeeMode::AtBankruptcy)
-        {
+        if model.rules.basis != MmBasis::Mark || (!leverage && model.rules.fee_mode == FeeMode::AtBankruptcy) {
             return None;
         }
         let terms = &model.terms;
@@ -85,11 +83,7 @@ impl FastPlan {
             plan.k_short[j] = t.k[1];
             plan.floor[j] = if j == 0 { f64::NEG_INFINITY } else { t.floor };
             plan.cap[j] = if j >= last { f64::INFINITY } else { t.cap };
-            plan.lev_limit[j] = if model.overridden {
-                f64::INFINITY
-            } else {
-                t.max_leverage * (1.0 + 1e-9)
-            };
+            plan.lev_limit[j] = if model.overridden { f64::INFINITY } else { t.max_leverage * (1.0 + 1e-9) };
         }
         if last >= NT {
             plan.guard = terms[NT - 1].cap;
@@ -99,12 +93,7 @@ impl FastPlan {
 
     /// First pass over one block: `price[j]` and whether the common case holds (`ok[j]`);
     /// with `bucket`, also the accumulator cell and USD notional of every `ok` position.
-    pub(crate) fn eval_block(
-        &self,
-        input: BlockIn<'_>,
-        bucket: Option<&Bucketing>,
-        out: &mut BlockOut,
-    ) {
+    pub(crate) fn eval_block(&self, input: BlockIn<'_>, bucket: Option<&Bucketing>, out: &mut BlockOut) {
         #[cfg(target_arch = "x86_64")]
         {
             if has_avx2() {
@@ -118,74 +107,35 @@ impl FastPlan {
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn eval_block_avx2(
-        &self,
-        input: BlockIn<'_>,
-        bucket: Option<&Bucketing>,
-        out: &mut BlockOut,
-    ) {
+    unsafe fn eval_block_avx2(&self, input: BlockIn<'_>, bucket: Option<&Bucketing>, out: &mut BlockOut) {
         // Same code, compiled for AVX2. Rust never fuses a·b + c into an FMA on its own, so
         // the results equal the baseline build's bit for bit.
         self.eval_block_generic(input, bucket, out);
     }
 
     #[inline(always)]
-    fn eval_block_generic(
-        &self,
-        input: BlockIn<'_>,
-        bucket: Option<&Bucketing>,
-        out: &mut BlockOut,
-    ) {
+    fn eval_block_generic(&self, input: BlockIn<'_>, bucket: Option<&Bucketing>, out: &mut BlockOut) {
         macro_rules! go {
             ($linear:literal, $lev:literal, $moves:literal) => {
                 match (input.margin, bucket, input.time) {
-                    (Column::Scalar(v), None, _) => self
-                        .eval::<$linear, $lev, $moves, false, _, _>(
-                            &input,
-                            |_| v,
-                            |_| 0,
-                            None,
-                            out,
-                        ),
-                    (Column::Slice(m), None, _) => self.eval::<$linear, $lev, $moves, false, _, _>(
-                        &input,
-                        |j| m[j],
-                        |_| 0,
-                        None,
-                        out,
-                    ),
-                    (Column::Scalar(v), Some(b), Column::Scalar(t)) => self
-                        .eval::<$linear, $lev, $moves, true, _, _>(
-                            &input,
-                            |_| v,
-                            |_| t,
-                            Some(b),
-                            out,
-                        ),
-                    (Column::Slice(m), Some(b), Column::Scalar(t)) => self
-                        .eval::<$linear, $lev, $moves, true, _, _>(
-                            &input,
-                            |j| m[j],
-                            |_| t,
-                            Some(b),
-                            out,
-                        ),
-                    (Column::Scalar(v), Some(b), Column::Slice(ts)) => self
-                        .eval::<$linear, $lev, $moves, true, _, _>(
-                            &input,
-                            |_| v,
-                            |j| ts[j],
-                            Some(b),
-                            out,
-                        ),
-                    (Column::Slice(m), Some(b), Column::Slice(ts)) => self
-                        .eval::<$linear, $lev, $moves, true, _, _>(
-                            &input,
-                            |j| m[j],
-                            |j| ts[j],
-                            Some(b),
-                            out,
-                        ),
+                    (Column::Scalar(v), None, _) => {
+                        self.eval::<$linear, $lev, $moves, false, _, _>(&input, |_| v, |_| 0, None, out)
+                    }
+                    (Column::Slice(m), None, _) => {
+                        self.eval::<$linear, $lev, $moves, false, _, _>(&input, |j| m[j], |_| 0, None, out)
+                    }
+                    (Column::Scalar(v), Some(b), Column::Scalar(t)) => {
+                        self.eval::<$linear, $lev, $moves, true, _, _>(&input, |_| v, |_| t, Some(b), out)
+                    }
+                    (Column::Slice(m), Some(b), Column::Scalar(t)) => {
+                        self.eval::<$linear, $lev, $moves, true, _, _>(&input, |j| m[j], |_| t, Some(b), out)
+                    }
+                    (Column::Scalar(v), Some(b), Column::Slice(ts)) => {
+                        self.eval::<$linear, $lev, $moves, true, _, _>(&input, |_| v, |j| ts[j], Some(b), out)
+                    }
+                    (Column::Slice(m), Some(b), Column::Slice(ts)) => {
+                        self.eval::<$linear, $lev, $moves, true, _, _>(&input, |j| m[j], |j| ts[j], Some(b), out)
+                    }
                 }
             };
         }
@@ -213,11 +163,7 @@ impl FastPlan {
         M: Fn(usize) -> f64,
         T: Fn(usize) -> i64,
     {
-        let kind = if LINEAR {
-            ContractKind::Linear
-        } else {
-            ContractKind::Inverse
-        };
+        let kind = if LINEAR { ContractKind::Linear } else { ContractKind::Inverse };
         let (entry, qty, side) = (input.entry, input.qty, input.side);
         let n = entry.len().min(qty.len()).min(side.len()).min(BLOCK);
         let b = bucket.copied().unwrap_or(Bucketing::NONE);
@@ -234,34 +180,18 @@ impl FastPlan {
                     size >= bound * e
                 }
             };
-            let (c1, c2, c3) = (
-                reaches(self.cap[0]),
-                reaches(self.cap[1]),
-                reaches(self.cap[2]),
-            );
+            let (c1, c2, c3) = (reaches(self.cap[0]), reaches(self.cap[1]), reaches(self.cap[2]));
             let pick = |v: &[f64; NT]| sel(c1, sel(c2, sel(c3, v[3], v[2]), v[1]), v[0]);
             let k = sel(s < 0.0, pick(&self.k_short), pick(&self.k_long));
             let (a, d) = (pick(&self.a), pick(&self.d));
-            let m = if LEV {
-                MarginInput::Leverage(mv)
-            } else {
-                MarginInput::Amount(mv)
-            };
-            let inputs_ok = (e > 0.0)
-                & (e < f64::INFINITY)
-                & (q > 0.0)
-                & (q < f64::INFINITY)
-                & ((s == 1.0) | (s == -1.0));
-            let margin_ok = if LEV {
-                (mv > 0.0) & (mv < f64::INFINITY) & !(mv > pick(&self.lev_limit))
-            } else {
-                mv.is_finite()
-            };
+            let m = if LEV { MarginInput::Leverage(mv) } else { MarginInput::Amount(mv) };
+            let inputs_ok =
+                (e > 0.0) & (e < f64::INFINITY) & (q > 0.0) & (q < f64::INFINITY) & ((s == 1.0) | (s == -1.0));
+            let margin_ok =
+                if LEV { (mv > 0.0) & (mv < f64::INFINITY) & !(mv > pick(&self.lev_limit)) } else { mv.is_finite() };
             let covers = MarginModel::covers_maintenance(kind, a + 0.0, d, size, e, m, 0.0);
             let p = MarginModel::solve(kind, 0.0, d, k, s, size, e, m, 0.0);
-            let fits = usable(p)
-                & (!MOVES
-                    || MarginModel::in_tier(kind, pick(&self.floor), pick(&self.cap), size, p));
+            let fits = usable(p) & (!MOVES || MarginModel::in_tier(kind, pick(&self.floor), pick(&self.cap), size, p));
             let mut good = inputs_ok & margin_ok & covers & fits & !reaches(self.guard);
             out.price[j] = p;
             if BUCKET {
@@ -312,12 +242,7 @@ pub(crate) struct BlockOut {
 
 impl BlockOut {
     pub(crate) fn new() -> Box<Self> {
-        Box::new(BlockOut {
-            price: [0.0; BLOCK],
-            ok: [false; BLOCK],
-            cell: [0; BLOCK],
-            usd: [0.0; BLOCK],
-        })
+        Box::new(BlockOut { price: [0.0; BLOCK], ok: [false; BLOCK], cell: [0; BLOCK], usd: [0.0; BLOCK] })
     }
 }
 
@@ -336,29 +261,11 @@ pub(crate) struct Bucketing {
 }
 
 impl Bucketing {
-    const NONE: Bucketing = Bucketing {
-        lo: 0.0,
-        step: 1.0,
-        inv_step: 1.0,
-        n: 0,
-        nf: 0.0,
-        rows: 1,
-        width: 2,
-        half: 2,
-    };
+    const NONE: Bucketing = Bucketing { lo: 0.0, step: 1.0, inv_step: 1.0, n: 0, nf: 0.0, rows: 1, width: 2, half: 2 };
 
     pub(crate) fn new(lo: f64, step: f64, n: usize, rows: usize) -> Self {
         let width = n + 2;
-        Bucketing {
-            lo,
-            step,
-            inv_step: 1.0 / step,
-            n,
-            nf: n as f64,
-            rows,
-            width,
-            half: rows * width,
-        }
+        Bucketing { lo, step, inv_step: 1.0 / step, n, nf: n as f64, rows, width, half: rows * width }
     }
 }
 

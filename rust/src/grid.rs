@@ -26,17 +26,13 @@ impl PriceGrid {
     /// `hi` so that every bucket has the same width).
     pub fn new(lo: f64, hi: f64, step: f64) -> Result<Self> {
         if !(lo.is_finite() && hi.is_finite() && step.is_finite()) {
-            return Err(LiqError::Grid(format!(
-                "grid bounds must be finite, got lo={lo}, hi={hi}, step={step}"
-            )));
+            return Err(LiqError::Grid(format!("grid bounds must be finite, got lo={lo}, hi={hi}, step={step}")));
         }
         if lo < 0.0 {
             return Err(LiqError::Grid(format!("grid lo must be >= 0, got {lo}")));
         }
         if hi <= lo {
-            return Err(LiqError::Grid(format!(
-                "grid hi ({hi}) must be above lo ({lo})"
-            )));
+            return Err(LiqError::Grid(format!("grid hi ({hi}) must be above lo ({lo})")));
         }
         if step <= 0.0 {
             return Err(LiqError::Grid(format!("grid step must be > 0, got {step}")));
@@ -49,12 +45,7 @@ impl PriceGrid {
                 "grid would have {n} buckets; the limit is {MAX_BUCKETS} (use a larger step or a narrower range)"
             )));
         }
-        Ok(PriceGrid {
-            lo,
-            step,
-            inv_step: 1.0 / step,
-            n: n as usize,
-        })
+        Ok(PriceGrid { lo, step, inv_step: 1.0 / step, n: n as usize })
     }
 
     #[must_use]
@@ -117,14 +108,10 @@ impl PriceGrid {
 /// 1, 2, 2.5 or 5 times a power of ten, and a whole multiple of the tick size.
 pub fn auto_step(price: f64, tick: f64) -> Result<f64> {
     if !(price.is_finite() && price > 0.0) {
-        return Err(LiqError::Grid(format!(
-            "price must be finite and > 0, got {price}"
-        )));
+        return Err(LiqError::Grid(format!("price must be finite and > 0, got {price}")));
     }
     if !(tick.is_finite() && tick >= 0.0) {
-        return Err(LiqError::Grid(format!(
-            "tick size must be finite and >= 0, got {tick}"
-        )));
+        return Err(LiqError::Grid(format!("tick size must be finite and >= 0, got {tick}")));
     }
     let raw = price * 0.0005;
     let decade = 10f64.powf(raw.log10().floor());

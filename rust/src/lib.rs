@@ -8,6 +8,7 @@ mod fast;
 pub mod grid;
 pub mod margin;
 pub mod pool;
+pub mod probe;
 pub mod tiers;
 pub mod venues;
 

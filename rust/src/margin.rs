@@ -115,40 +115,18 @@ pub(crate) fn usable(p: f64) -> bool {
 }
 
 impl MarginModel {
-    pub fn new(
-        rules: MarginRules,
-        contract_size: f64,
-        fee_rate: f64,
-        table: TierTable,
-    ) -> Result<Self> {
+    pub fn new(rules: MarginRules, contract_size: f64, fee_rate: f64, table: TierTable) -> Result<Self> {
         if !(contract_size.is_finite() && contract_size > 0.0) {
-            return Err(LiqError::single(Problem::NotPositive(
-                Field::ContractSize,
-                contract_size,
-            )));
+            return Err(LiqError::Invalid(format!("contract_size must be finite and > 0, got {contract_size}")));
         }
         if !(fee_rate.is_finite() && (0.0..0.1).contains(&fee_rate)) {
-            return Err(LiqError::single(Problem::OutOfRange(
-                Field::FeeRate,
-                fee_rate,
-                "in [0, 0.1)",
-            )));
+            return Err(LiqError::Invalid(format!("fee_rate must be in [0, 0.1), got {fee_rate}")));
         }
         Ok(Self::build(rules, contract_size, fee_rate, table, false))
     }
 
-    fn build(
-        rules: MarginRules,
-        contract_size: f64,
-        fee_rate: f64,
-        table: TierTable,
-        overridden: bool,
-    ) -> Self {
-        let fee_in = if rules.fee_mode == FeeMode::InMaintenance {
-            fee_rate
-        } else {
-            0.0
-        };
+    fn build(rules: MarginRules, contract_size: f64, fee_rate: f64, table: TierTable, overridden: bool) -> Self {
+        let fee_in = if rules.fee_mode == FeeMode::InMaintenance { fee_rate } else { 0.0 };
         let terms = table
             .tiers()
             .iter()
@@ -165,15 +143,7 @@ impl MarginModel {
                     ContractKind::Linear => [1.0 / (a - 1.0), 1.0 / (a + 1.0)],
                     ContractKind::Inverse => [1.0 + a, a - 1.0],
                 };
-                TierTerms {
-                    a,
-                    entry_rate,
-                    d,
-                    k,
-                    floor: t.floor,
-                    cap: t.cap,
-                    max_leverage: t.max_leverage,
-                }
+                TierTerms { a, entry_rate, d, k, floor: t.floor, cap: t.cap, max_leverage: t.max_leverage }
             })
             .collect();
         let moves = matches!(
@@ -181,27 +151,14 @@ impl MarginModel {
             (TierUnit::Quote, ContractKind::Linear) | (TierUnit::Base, ContractKind::Inverse)
         );
         let walks = rules.basis == MmBasis::Mark && moves && table.tiers().len() > 1;
-        MarginModel {
-            rules,
-            contract_size,
-            fee_rate,
-            table,
-            overridden,
-            terms,
-            walks,
-        }
+        MarginModel { rules, contract_size, fee_rate, table, overridden, terms, walks }
     }
 
     /// The same model with an explicit maintenance rate and/or deduction instead of the table.
     /// With only `mmr`, the deduction is 0 (whole position at that rate); with only
     /// `maint_amount`, the rate is the table's at `size_hint`. An explicit deduction is always
     /// applied, whatever the venue's tier maths.
-    pub fn with_overrides(
-        &self,
-        mmr: Option<f64>,
-        maint_amount: Option<f64>,
-        size_hint: f64,
-    ) -> Result<Self> {
+    pub fn with_overrides(&self, mmr: Option<f64>, maint_amount: Option<f64>, size_hint: f64) -> Result<Self> {
         if mmr.is_none() && maint_amount.is_none() {
             return Ok(self.clone());
         }
@@ -210,31 +167,18 @@ impl MarginModel {
             None => self.table.tiers()[self.table.index_of(size_hint)].mmr,
         };
         if !(mmr.is_finite() && (0.0..1.0).contains(&mmr)) {
-            return Err(LiqError::single(Problem::OutOfRange(
-                Field::Mmr,
-                mmr,
-                "in [0, 1)",
-            )));
+            return Err(LiqError::Invalid(format!("mmr must be in [0, 1), got {mmr}")));
         }
         let maint = maint_amount.unwrap_or(0.0);
         if !maint.is_finite() {
-            return Err(LiqError::single(Problem::NotFinite(
-                Field::MaintAmount,
-                maint,
-            )));
+            return Err(LiqError::Invalid(format!("maint_amount must be finite, got {maint}")));
         }
         let mut rules = self.rules;
         if maint_amount.is_some() {
             rules.tier_math = TierMath::Progressive;
         }
         let table = TierTable::flat(mmr, maint, f64::INFINITY);
-        Ok(Self::build(
-            rules,
-            self.contract_size,
-            self.fee_rate,
-            table,
-            true,
-        ))
+        Ok(Self::build(rules, self.contract_size, self.fee_rate, table, true))
     }
 
     /// Position size in base coin (linear) or USD (inverse) for a quantity in venue units.
@@ -258,9 +202,7 @@ impl MarginModel {
     fn tier_measure(&self, size: f64, qty: f64, n: f64) -> f64 {
         match (self.table.unit(), self.rules.kind) {
             (TierUnit::Quote, ContractKind::Linear) | (TierUnit::Base, ContractKind::Inverse) => n,
-            (TierUnit::Quote, ContractKind::Inverse) | (TierUnit::Base, ContractKind::Linear) => {
-                size
-            }
+            (TierUnit::Quote, ContractKind::Inverse) | (TierUnit::Base, ContractKind::Linear) => size,
             (TierUnit::Contracts, _) => qty,
         }
     }
@@ -294,11 +236,7 @@ impl MarginModel {
             ContractKind::Linear => (side * size * entry - m) / (side - f),
             ContractKind::Inverse => (m + side * size / entry) / (side + f),
         };
-        if notional_bp > 0.0 {
-            f * notional_bp
-        } else {
-            0.0
-        }
+        if notional_bp > 0.0 { f * notional_bp } else { 0.0 }
     }
 
     /// Root of the liquidation equation with the terms of tier `t`, arranged so that each
@@ -324,9 +262,7 @@ impl MarginModel {
             (ContractKind::Linear, MarginInput::Leverage(l)) => {
                 (size * entry * (1.0 - l * (r + side)) + d * l) * k / (l * size)
             }
-            (ContractKind::Linear, MarginInput::Amount(m)) => {
-                (m - fee + d - size * entry * (r + side)) * k / size
-            }
+            (ContractKind::Linear, MarginInput::Amount(m)) => (m - fee + d - size * entry * (r + side)) * k / size,
             (ContractKind::Inverse, MarginInput::Leverage(l)) => {
                 size * k * entry * l / (size * (1.0 + l * (side - r)) + d * entry * l)
             }
@@ -348,16 +284,10 @@ impl MarginModel {
         fee: f64,
     ) -> bool {
         match (kind, margin) {
-            (ContractKind::Linear, MarginInput::Leverage(l)) => {
-                size * entry > l * (size * entry * rate - d)
-            }
+            (ContractKind::Linear, MarginInput::Leverage(l)) => size * entry > l * (size * entry * rate - d),
             (ContractKind::Linear, MarginInput::Amount(m)) => m > size * entry * rate + fee - d,
-            (ContractKind::Inverse, MarginInput::Leverage(l)) => {
-                size > l * (size * rate - d * entry)
-            }
-            (ContractKind::Inverse, MarginInput::Amount(m)) => {
-                m * entry > size * rate + (fee - d) * entry
-            }
+            (ContractKind::Inverse, MarginInput::Leverage(l)) => size > l * (size * rate - d * entry),
+            (ContractKind::Inverse, MarginInput::Amount(m)) => m * entry > size * rate + (fee - d) * entry,
         }
     }
 
@@ -441,13 +371,7 @@ impl MarginModel {
     /// `NaN` when no price can liquidate it (a 1x linear long, a fully collateralised inverse
     /// short).
     #[inline(always)]
-    pub fn liq_price(
-        &self,
-        side: f64,
-        entry: f64,
-        qty: f64,
-        margin: MarginInput,
-    ) -> Result<f64, Problem> {
+    pub fn liq_price(&self, side: f64, entry: f64, qty: f64, margin: MarginInput) -> Result<f64, Problem> {
         let margin_ok = match margin {
             MarginInput::Leverage(l) => l > 0.0 && l < f64::INFINITY,
             MarginInput::Amount(m) => m.is_finite(),
@@ -463,11 +387,7 @@ impl MarginModel {
         let fee = match margin {
             MarginInput::Leverage(l) => {
                 if !self.overridden && l > t.max_leverage * (1.0 + 1e-9) {
-                    return Err(Problem::LeverageTooHigh {
-                        leverage: l,
-                        max_leverage: t.max_leverage,
-                        tier: k,
-                    });
+                    return Err(Problem::LeverageTooHigh { leverage: l, max_leverage: t.max_leverage, tier: k });
                 }
                 0.0
             }
@@ -480,17 +400,7 @@ impl MarginModel {
             return Err(self.below_maintenance(t, size, entry, margin, fee));
         }
         let si = usize::from(side < 0.0);
-        let p = Self::solve(
-            kind,
-            t.entry_rate,
-            t.d,
-            t.k[si],
-            side,
-            size,
-            entry,
-            margin,
-            fee,
-        );
+        let p = Self::solve(kind, t.entry_rate, t.d, t.k[si], side, size, entry, margin, fee);
         if !self.walks {
             return Ok(if usable(p) { p } else { f64::NAN });
         }
@@ -503,14 +413,7 @@ impl MarginModel {
 
     #[cold]
     #[inline(never)]
-    fn below_maintenance(
-        &self,
-        t: &TierTerms,
-        size: f64,
-        entry: f64,
-        margin: MarginInput,
-        fee: f64,
-    ) -> Problem {
+    fn below_maintenance(&self, t: &TierTerms, size: f64, entry: f64, margin: MarginInput, fee: f64) -> Problem {
         let n0 = self.margin_notional(size, entry);
         Problem::BelowMaintenanceAtEntry {
             margin: self.margin_amount(entry, size, margin),
@@ -522,31 +425,12 @@ impl MarginModel {
     /// one tier; if the walk turns back, no tier is self-consistent and the position is
     /// liquidated exactly where the tier changes (maintenance jumps past equity there).
     #[inline(never)]
-    fn walk(
-        &self,
-        mut k: usize,
-        si: usize,
-        side: f64,
-        size: f64,
-        entry: f64,
-        margin: MarginInput,
-        fee: f64,
-    ) -> f64 {
+    fn walk(&self, mut k: usize, si: usize, side: f64, size: f64, entry: f64, margin: MarginInput, fee: f64) -> f64 {
         let last = self.terms.len() - 1;
         let mut came_from: i8 = 0;
         for _ in 0..=self.terms.len() {
             let t = &self.terms[k];
-            let p = Self::solve(
-                self.rules.kind,
-                t.entry_rate,
-                t.d,
-                t.k[si],
-                side,
-                size,
-                entry,
-                margin,
-                fee,
-            );
+            let p = Self::solve(self.rules.kind, t.entry_rate, t.d, t.k[si], side, size, entry, margin, fee);
             let dir: i8 = if usable(p) {
                 let z = self.margin_notional(size, p);
                 if z < t.floor && k > 0 {
@@ -610,23 +494,14 @@ pub struct Leg {
 /// wallet and one liquidation price; each leg pays the maintenance of its own tier at that
 /// price. `wallet` is the cross wallet balance net of the other positions' maintenance and
 /// PnL. Either leg may be `None` (one-way cross). Returns `NaN` when no price liquidates.
-pub fn hedge_liq_price(
-    model: &MarginModel,
-    long: Option<Leg>,
-    short: Option<Leg>,
-    wallet: f64,
-) -> Result<f64> {
+pub fn hedge_liq_price(model: &MarginModel, long: Option<Leg>, short: Option<Leg>, wallet: f64) -> Result<f64> {
     if !wallet.is_finite() {
         return Err(LiqError::single(Problem::NotFinite(Field::Margin, wallet)));
     }
-    let legs: Vec<(f64, Leg)> = [(1.0, long), (-1.0, short)]
-        .into_iter()
-        .filter_map(|(s, l)| l.map(|l| (s, l)))
-        .collect();
+    let legs: Vec<(f64, Leg)> =
+        [(1.0, long), (-1.0, short)].into_iter().filter_map(|(s, l)| l.map(|l| (s, l))).collect();
     if legs.is_empty() {
-        return Err(LiqError::Invalid(
-            "hedge position needs at least one leg".into(),
-        ));
+        return Err(LiqError::Invalid("hedge position needs at least one leg".into()));
     }
     for (s, l) in &legs {
         MarginModel::validate_shape(*s, l.entry, l.qty).map_err(LiqError::single)?;
@@ -654,10 +529,7 @@ pub fn hedge_liq_price(
             ContractKind::Inverse => den / num,
         }
     };
-    let mut ks: Vec<usize> = legs
-        .iter()
-        .map(|(_, l)| model.tier_at(l.qty, l.entry))
-        .collect();
+    let mut ks: Vec<usize> = legs.iter().map(|(_, l)| model.tier_at(l.qty, l.entry)).collect();
     let mut p = solve(&ks);
     for _ in 0..2 * tiers.len() + 2 {
         if !usable(p) {

@@ -55,16 +55,9 @@ pub fn reset_after_fork() {
 /// Split `0..n` into one contiguous range per worker (a single range when `n` is small).
 #[must_use]
 pub fn split(n: usize) -> Vec<Range<usize>> {
-    let parts = if n < PARALLEL_MIN {
-        1
-    } else {
-        threads().min(n.div_ceil(PARALLEL_MIN / 4))
-    };
+    let parts = if n < PARALLEL_MIN { 1 } else { threads().min(n.div_ceil(PARALLEL_MIN / 4)) };
     let chunk = n.div_ceil(parts.max(1)).max(1);
-    (0..n)
-        .step_by(chunk)
-        .map(|s| s..(s + chunk).min(n))
-        .collect()
+    (0..n).step_by(chunk).map(|s| s..(s + chunk).min(n)).collect()
 }
 
 /// Run `f` over each range, on the pool when there is more than one, and return the results
@@ -81,11 +74,7 @@ where
 }
 
 /// Run `f` over matching chunks of `out` (one per range).
-pub fn fill_ranges<T, F>(
-    out: &mut [T],
-    ranges: &[Range<usize>],
-    f: F,
-) -> Vec<crate::error::Result<()>>
+pub fn fill_ranges<T, F>(out: &mut [T], ranges: &[Range<usize>], f: F) -> Vec<crate::error::Result<()>>
 where
     T: Send,
     F: Fn(Range<usize>, &mut [T]) -> crate::error::Result<()> + Sync + Send,

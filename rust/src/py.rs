@@ -5,10 +5,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use numpy::{
-    IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyUntypedArray,
-    PyUntypedArrayMethods,
-};
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -68,11 +65,7 @@ where
     F: FnOnce() -> Result<T, LiqError> + Send,
 {
     let guarded = move || catch_unwind(AssertUnwindSafe(f));
-    let out = if detach {
-        py.detach(guarded)
-    } else {
-        guarded()
-    };
+    let out = if detach { py.detach(guarded) } else { guarded() };
     match out {
         Ok(r) => r.map_err(|e| to_pyerr(py, e)),
         Err(panic) => {
@@ -81,9 +74,7 @@ where
                 .map(ToString::to_string)
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
-            Err(exc::LiqfastError::new_err(format!(
-                "internal error (please report): {what}"
-            )))
+            Err(exc::LiqfastError::new_err(format!("internal error (please report): {what}")))
         }
     }
 }
@@ -97,9 +88,7 @@ fn array_error(name: &str, want: &str, obj: &Bound<'_, PyAny>) -> PyErr {
         )),
         Err(_) => exc::InvalidArrayError::new_err(format!(
             "{name} must be a numpy {want} array, got {}",
-            obj.get_type()
-                .name()
-                .map_or_else(|_| "?".into(), |n| n.to_string())
+            obj.get_type().name().map_or_else(|_| "?".into(), |n| n.to_string())
         )),
     }
 }
@@ -110,12 +99,8 @@ pub(crate) fn array<'py, T: numpy::Element>(
     want: &str,
     obj: &Bound<'py, PyAny>,
 ) -> PyResult<PyReadonlyArray1<'py, T>> {
-    let a = obj
-        .cast::<PyArray1<T>>()
-        .map_err(|_| array_error(name, want, obj))?;
-    let r = a
-        .try_readonly()
-        .map_err(|e| exc::InvalidArrayError::new_err(format!("{name}: {e}")))?;
+    let a = obj.cast::<PyArray1<T>>().map_err(|_| array_error(name, want, obj))?;
+    let r = a.try_readonly().map_err(|e| exc::InvalidArrayError::new_err(format!("{name}: {e}")))?;
     if r.as_slice().is_err() {
         return Err(exc::InvalidArrayError::new_err(format!(
             "{name} must be C-contiguous (got a strided view; pass np.ascontiguousarray({name}))"
@@ -135,9 +120,9 @@ impl<'py> FloatArg<'py> {
         if obj.cast::<PyUntypedArray>().is_ok() {
             return array::<f64>(name, "float64", obj).map(FloatArg::Array);
         }
-        obj.extract::<f64>().map(FloatArg::Scalar).map_err(|_| {
-            exc::InvalidArrayError::new_err(format!("{name} must be a float or a float64 array"))
-        })
+        obj.extract::<f64>()
+            .map(FloatArg::Scalar)
+            .map_err(|_| exc::InvalidArrayError::new_err(format!("{name} must be a float or a float64 array")))
     }
 
     pub(crate) fn column(&self) -> Column<'_, f64> {
@@ -158,9 +143,9 @@ impl<'py> IntArg<'py> {
         if obj.cast::<PyUntypedArray>().is_ok() {
             return array::<i64>(name, "int64", obj).map(IntArg::Array);
         }
-        obj.extract::<i64>().map(IntArg::Scalar).map_err(|_| {
-            exc::InvalidArrayError::new_err(format!("{name} must be an int or an int64 array"))
-        })
+        obj.extract::<i64>()
+            .map(IntArg::Scalar)
+            .map_err(|_| exc::InvalidArrayError::new_err(format!("{name} must be an int or an int64 array")))
     }
 
     fn column(&self) -> Column<'_, i64> {
@@ -176,16 +161,12 @@ fn parse_side(obj: &Bound<'_, PyAny>) -> PyResult<f64> {
         return match s.to_ascii_lowercase().as_str() {
             "long" | "buy" => Ok(1.0),
             "short" | "sell" => Ok(-1.0),
-            _ => Err(exc::InvalidPositionError::new_err(format!(
-                "side must be 'long'/'short' or +1/-1, got {s:?}"
-            ))),
+            _ => Err(exc::InvalidPositionError::new_err(format!("side must be 'long'/'short' or +1/-1, got {s:?}"))),
         };
     }
     match obj.extract::<f64>() {
         Ok(v) if v == 1.0 || v == -1.0 => Ok(v),
-        _ => Err(exc::InvalidPositionError::new_err(format!(
-            "side must be 'long'/'short' or +1/-1, got {obj}"
-        ))),
+        _ => Err(exc::InvalidPositionError::new_err(format!("side must be 'long'/'short' or +1/-1, got {obj}"))),
     }
 }
 
@@ -193,9 +174,7 @@ fn margin_kind(kind: &str) -> PyResult<MarginKind> {
     match kind {
         "leverage" => Ok(MarginKind::Leverage),
         "margin" => Ok(MarginKind::Amount),
-        _ => Err(exc::InvalidInputError::new_err(format!(
-            "margin kind must be 'leverage' or 'margin', got {kind:?}"
-        ))),
+        _ => Err(exc::InvalidInputError::new_err(format!("margin kind must be 'leverage' or 'margin', got {kind:?}"))),
     }
 }
 
@@ -227,28 +206,15 @@ impl PyMarginModel {
         tiers: Vec<(f64, f64, f64, f64, f64)>,
     ) -> PyResult<Self> {
         let v = venues::venue(venue).ok_or_else(|| unknown_venue(venue))?;
-        let f = v
-            .formula(Some(formula), None)
-            .map_err(|e| to_pyerr(py, e))?;
+        let f = v.formula(Some(formula), None).map_err(|e| to_pyerr(py, e))?;
         let unit = TierUnit::parse(tier_unit).map_err(|e| to_pyerr(py, e))?;
         let rows = tiers
             .into_iter()
-            .map(|(floor, cap, mmr, maint_amount, max_leverage)| Tier {
-                floor,
-                cap,
-                mmr,
-                maint_amount,
-                max_leverage,
-            })
+            .map(|(floor, cap, mmr, maint_amount, max_leverage)| Tier { floor, cap, mmr, maint_amount, max_leverage })
             .collect();
         let table = TierTable::new(unit, rows).map_err(|e| to_pyerr(py, e))?;
-        let inner = margin::MarginModel::new(f.rules, contract_size, fee_rate, table)
-            .map_err(|e| to_pyerr(py, e))?;
-        Ok(PyMarginModel {
-            inner,
-            venue: v.id,
-            formula: f.name,
-        })
+        let inner = margin::MarginModel::new(f.rules, contract_size, fee_rate, table).map_err(|e| to_pyerr(py, e))?;
+        Ok(PyMarginModel { inner, venue: v.id, formula: f.name })
     }
 
     /// Same model with an explicit maintenance rate and/or deduction (see liqfast docs).
@@ -260,15 +226,8 @@ impl PyMarginModel {
         maint_amount: Option<f64>,
         size_hint: f64,
     ) -> PyResult<Self> {
-        let inner = self
-            .inner
-            .with_overrides(mmr, maint_amount, size_hint)
-            .map_err(|e| to_pyerr(py, e))?;
-        Ok(PyMarginModel {
-            inner,
-            venue: self.venue,
-            formula: self.formula,
-        })
+        let inner = self.inner.with_overrides(mmr, maint_amount, size_hint).map_err(|e| to_pyerr(py, e))?;
+        Ok(PyMarginModel { inner, venue: self.venue, formula: self.formula })
     }
 
     #[getter]
@@ -312,12 +271,7 @@ impl PyMarginModel {
     /// Tier rows `(floor, cap, mmr, maint_amount, max_leverage)`.
     #[getter]
     fn tiers(&self) -> Vec<(f64, f64, f64, f64, f64)> {
-        self.inner
-            .table
-            .tiers()
-            .iter()
-            .map(|t| (t.floor, t.cap, t.mmr, t.maint_amount, t.max_leverage))
-            .collect()
+        self.inner.table.tiers().iter().map(|t| (t.floor, t.cap, t.mmr, t.maint_amount, t.max_leverage)).collect()
     }
 
     /// Liquidation price of one position (`nan` when none exists). Exactly one of
@@ -337,14 +291,10 @@ impl PyMarginModel {
             (Some(l), None) => MarginInput::Leverage(l),
             (None, Some(m)) => MarginInput::Amount(m),
             _ => {
-                return Err(exc::InvalidInputError::new_err(
-                    "give exactly one of leverage= or margin=",
-                ));
+                return Err(exc::InvalidInputError::new_err("give exactly one of leverage= or margin="));
             }
         };
-        self.inner
-            .liq_price(side, entry, qty, m)
-            .map_err(|p| to_pyerr(py, LiqError::single(p)))
+        self.inner.liq_price(side, entry, qty, m).map_err(|p| to_pyerr(py, LiqError::single(p)))
     }
 
     /// Index of the tier that applies to `qty` at `price`.
@@ -365,21 +315,14 @@ impl PyMarginModel {
             self.inner.contract_size,
             self.inner.fee_rate,
             self.inner.table.tiers().len(),
-            if self.inner.overridden {
-                ", overridden"
-            } else {
-                ""
-            }
+            if self.inner.overridden { ", overridden" } else { "" }
         )
     }
 }
 
 fn unknown_venue(venue: &str) -> PyErr {
     let known: Vec<&str> = venues::VENUES.iter().map(|v| v.id).collect();
-    exc::UnknownVenueError::new_err(format!(
-        "unknown venue {venue:?}; known venues: {}",
-        known.join(", ")
-    ))
+    exc::UnknownVenueError::new_err(format!("unknown venue {venue:?}; known venues: {}", known.join(", ")))
 }
 
 /// Venue ids, in a stable order.
@@ -395,10 +338,7 @@ fn py_venues() -> Vec<&'static str> {
 #[pyo3(name = "venue_formulas")]
 fn py_venue_formulas(venue: &str) -> PyResult<Vec<(&'static str, Option<i64>, &'static str)>> {
     let v = venues::venue(venue).ok_or_else(|| unknown_venue(venue))?;
-    Ok(v.formulas
-        .iter()
-        .map(|f| (f.name, f.since_ms, f.doc))
-        .collect())
+    Ok(v.formulas.iter().map(|f| (f.name, f.since_ms, f.doc)).collect())
 }
 
 /// Name of the formula in force for a position of `venue` opened at `t_ms` (epoch ms).
@@ -435,9 +375,7 @@ pub struct PyPriceGrid {
 impl PyPriceGrid {
     #[new]
     fn new(py: Python<'_>, lo: f64, hi: f64, step: f64) -> PyResult<Self> {
-        grid::PriceGrid::new(lo, hi, step)
-            .map(|inner| PyPriceGrid { inner })
-            .map_err(|e| to_pyerr(py, e))
+        grid::PriceGrid::new(lo, hi, step).map(|inner| PyPriceGrid { inner }).map_err(|e| to_pyerr(py, e))
     }
 
     #[getter]
@@ -461,19 +399,13 @@ impl PyPriceGrid {
 
     /// The `len + 1` bucket edges.
     fn edges<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<f64>> {
-        (0..=self.inner.len())
-            .map(|k| self.inner.edge(k))
-            .collect::<Vec<_>>()
-            .into_pyarray(py)
+        (0..=self.inner.len()).map(|k| self.inner.edge(k)).collect::<Vec<_>>().into_pyarray(py)
     }
 
     /// Bucket mid-points.
     fn centers<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<f64>> {
         let half = self.inner.step() / 2.0;
-        (0..self.inner.len())
-            .map(|k| self.inner.edge(k) + half)
-            .collect::<Vec<_>>()
-            .into_pyarray(py)
+        (0..self.inner.len()).map(|k| self.inner.edge(k) + half).collect::<Vec<_>>().into_pyarray(py)
     }
 
     /// Bucket index of `price`: -1 below the grid, `len` at or above its top.
@@ -535,18 +467,9 @@ impl<'py> Batch<'py> {
             entry: array("entry", "float64", entry)?,
             qty: array("qty", "float64", qty)?,
             side: array("side", "int8", side)?,
-            margin: FloatArg::extract(
-                if kind == "leverage" {
-                    "leverage"
-                } else {
-                    "margin"
-                },
-                margin,
-            )?,
+            margin: FloatArg::extract(if kind == "leverage" { "leverage" } else { "margin" }, margin)?,
             kind: margin_kind(kind)?,
-            open_time: open_time
-                .map(|t| IntArg::extract("open_time", t))
-                .transpose()?,
+            open_time: open_time.map(|t| IntArg::extract("open_time", t)).transpose()?,
         })
     }
 
@@ -563,14 +486,9 @@ impl<'py> Batch<'py> {
 }
 
 /// Clone the inner models out of Python objects so the kernel can run detached.
-fn models_of(
-    models: &[PyRef<'_, PyMarginModel>],
-    since: &[Option<i64>],
-) -> PyResult<Vec<margin::MarginModel>> {
+fn models_of(models: &[PyRef<'_, PyMarginModel>], since: &[Option<i64>]) -> PyResult<Vec<margin::MarginModel>> {
     if models.is_empty() || models.len() != since.len() {
-        return Err(exc::InvalidInputError::new_err(
-            "models and since must be non-empty and of equal length",
-        ));
+        return Err(exc::InvalidInputError::new_err("models and since must be non-empty and of equal length"));
     }
     Ok(models.iter().map(|m| m.inner.clone()).collect())
 }
@@ -607,24 +525,13 @@ fn py_liquidation_prices<'py>(
     let n = pos.len();
     let out = enter(py, n >= DETACH_MIN, || {
         let mut out = vec![0.0; n];
-        aggregate::liquidation_prices(
-            &pos,
-            &Models {
-                models: &owned,
-                since: &since,
-            },
-            &mut out,
-        )?;
+        aggregate::liquidation_prices(&pos, &Models { models: &owned, since: &since }, &mut out)?;
         Ok(out)
     })?;
     Ok(out.into_pyarray(py))
 }
 
-type MapOut<'py> = (
-    Bound<'py, PyArray1<f64>>,
-    Bound<'py, PyArray1<f64>>,
-    Bound<'py, PyDict>,
-);
+type MapOut<'py> = (Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>, Bound<'py, PyDict>);
 
 /// Fused 1-D liquidation map: `(long_usd, short_usd, totals)` per bucket of `grid`.
 #[pyfunction]
@@ -648,30 +555,13 @@ fn py_liquidation_map<'py>(
     let pos = batch.positions();
     let (long, short, t) = enter(py, pos.len() >= DETACH_MIN, || {
         let (mut long, mut short) = (vec![0.0; g.len()], vec![0.0; g.len()]);
-        let t = aggregate::liquidation_map(
-            &pos,
-            &Models {
-                models: &owned,
-                since: &since,
-            },
-            &g,
-            &mut long,
-            &mut short,
-        )?;
+        let t = aggregate::liquidation_map(&pos, &Models { models: &owned, since: &since }, &g, &mut long, &mut short)?;
         Ok((long, short, t))
     })?;
-    Ok((
-        long.into_pyarray(py),
-        short.into_pyarray(py),
-        totals_dict(py, &t)?,
-    ))
+    Ok((long.into_pyarray(py), short.into_pyarray(py), totals_dict(py, &t)?))
 }
 
-type HeatOut<'py> = (
-    Bound<'py, PyArray2<f64>>,
-    Bound<'py, PyArray2<f64>>,
-    Bound<'py, PyDict>,
-);
+type HeatOut<'py> = (Bound<'py, PyArray2<f64>>, Bound<'py, PyArray2<f64>>, Bound<'py, PyDict>);
 
 /// Fused 2-D liquidation heatmap: `(long[n_times, buckets], short[...], totals)`.
 #[pyfunction]
@@ -698,16 +588,11 @@ fn py_liquidation_heatmap<'py>(
     let pos = batch.positions();
     let ti = time_index.column();
     let (long, short, t) = enter(py, pos.len() >= DETACH_MIN, || {
-        let cells = n_times
-            .saturating_mul(g.len())
-            .min(aggregate::MAX_HEATMAP_CELLS + 1);
+        let cells = n_times.saturating_mul(g.len()).min(aggregate::MAX_HEATMAP_CELLS + 1);
         let (mut long, mut short) = (vec![0.0; cells], vec![0.0; cells]);
         let t = aggregate::liquidation_heatmap(
             &pos,
-            &Models {
-                models: &owned,
-                since: &since,
-            },
+            &Models { models: &owned, since: &since },
             ti,
             n_times,
             &g,
@@ -740,14 +625,24 @@ fn py_hedge_liquidation_price(
         match (e, q) {
             (Some(entry), Some(qty)) => Ok(Some(Leg { entry, qty })),
             (None, None) => Ok(None),
-            _ => Err(exc::InvalidInputError::new_err(format!(
-                "{name} leg needs both entry and qty"
-            ))),
+            _ => Err(exc::InvalidInputError::new_err(format!("{name} leg needs both entry and qty"))),
         }
     };
     let long = leg(long_entry, long_qty, "long")?;
     let short = leg(short_entry, short_qty, "short")?;
     margin::hedge_liq_price(&model.inner, long, short, wallet).map_err(|e| to_pyerr(py, e))
+}
+
+/// Benchmark probe: read every byte of `buffers` (uint8 views) on the pool; returns a checksum.
+/// Its run time is the memory-bandwidth floor for kernels reading the same bytes.
+#[pyfunction]
+#[pyo3(name = "_stream_read")]
+fn py_stream_read(py: Python<'_>, buffers: Vec<PyReadonlyArray1<'_, u8>>) -> PyResult<u64> {
+    let slices: Vec<&[u8]> = buffers
+        .iter()
+        .map(|b| b.as_slice().map_err(|_| exc::InvalidArrayError::new_err("buffers must be contiguous uint8 views")))
+        .collect::<PyResult<_>>()?;
+    enter(py, true, || Ok(crate::probe::stream_read(&slices)))
 }
 
 /// Number of worker threads of the shared pool.
@@ -767,14 +662,7 @@ fn py_reset_pool_after_fork() {
 #[pymodule(gil_used = false)]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
-    m.add(
-        "build_profile",
-        if cfg!(debug_assertions) {
-            "debug"
-        } else {
-            "release"
-        },
-    )?;
+    m.add("build_profile", if cfg!(debug_assertions) { "debug" } else { "release" })?;
     m.add_class::<PyMarginModel>()?;
     m.add_class::<PyPriceGrid>()?;
     m.add_function(wrap_pyfunction!(py_venues, m)?)?;
@@ -787,6 +675,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(py_liquidation_heatmap, m)?)?;
     m.add_function(wrap_pyfunction!(py_hedge_liquidation_price, m)?)?;
     m.add_function(wrap_pyfunction!(py_thread_count, m)?)?;
+    m.add_function(wrap_pyfunction!(py_stream_read, m)?)?;
     m.add_function(wrap_pyfunction!(py_reset_pool_after_fork, m)?)?;
     Ok(())
 }

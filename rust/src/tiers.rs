@@ -22,9 +22,7 @@ impl TierUnit {
             "quote" => Ok(TierUnit::Quote),
             "base" => Ok(TierUnit::Base),
             "contracts" => Ok(TierUnit::Contracts),
-            other => Err(LiqError::Tiers(format!(
-                "tier unit must be 'quote', 'base' or 'contracts', got {other:?}"
-            ))),
+            other => Err(LiqError::Tiers(format!("tier unit must be 'quote', 'base' or 'contracts', got {other:?}"))),
         }
     }
 
@@ -68,36 +66,19 @@ impl TierTable {
         for (k, t) in tiers.iter().enumerate() {
             let n = k + 1;
             if !(t.floor.is_finite() && t.floor >= 0.0) {
-                return Err(LiqError::Tiers(format!(
-                    "tier {n}: floor must be finite and >= 0, got {}",
-                    t.floor
-                )));
+                return Err(LiqError::Tiers(format!("tier {n}: floor must be finite and >= 0, got {}", t.floor)));
             }
             if t.cap.is_nan() || t.cap <= t.floor {
-                return Err(LiqError::Tiers(format!(
-                    "tier {n}: cap {} must be above floor {}",
-                    t.cap, t.floor
-                )));
+                return Err(LiqError::Tiers(format!("tier {n}: cap {} must be above floor {}", t.cap, t.floor)));
             }
             if !(t.mmr.is_finite() && (0.0..1.0).contains(&t.mmr)) {
-                return Err(LiqError::Tiers(format!(
-                    "tier {n}: mmr must be in [0, 1), got {}",
-                    t.mmr
-                )));
+                return Err(LiqError::Tiers(format!("tier {n}: mmr must be in [0, 1), got {}", t.mmr)));
             }
             if !t.maint_amount.is_finite() {
-                return Err(LiqError::Tiers(format!(
-                    "tier {n}: maint_amount must be finite, got {}",
-                    t.maint_amount
-                )));
+                return Err(LiqError::Tiers(format!("tier {n}: maint_amount must be finite, got {}", t.maint_amount)));
             }
-            if !(t.max_leverage.is_finite() && t.max_leverage > 0.0)
-                && t.max_leverage != f64::INFINITY
-            {
-                return Err(LiqError::Tiers(format!(
-                    "tier {n}: max_leverage must be > 0, got {}",
-                    t.max_leverage
-                )));
+            if !(t.max_leverage.is_finite() && t.max_leverage > 0.0) && t.max_leverage != f64::INFINITY {
+                return Err(LiqError::Tiers(format!("tier {n}: max_leverage must be > 0, got {}", t.max_leverage)));
             }
             if k > 0 {
                 let prev = &tiers[k - 1];
@@ -126,13 +107,7 @@ impl TierTable {
     pub fn flat(mmr: f64, maint_amount: f64, max_leverage: f64) -> Self {
         TierTable {
             unit: TierUnit::Quote,
-            tiers: vec![Tier {
-                floor: 0.0,
-                cap: f64::INFINITY,
-                mmr,
-                maint_amount,
-                max_leverage,
-            }],
+            tiers: vec![Tier { floor: 0.0, cap: f64::INFINITY, mmr, maint_amount, max_leverage }],
         }
     }
 
@@ -165,22 +140,12 @@ mod tests {
     use super::*;
 
     fn t(floor: f64, cap: f64, mmr: f64) -> Tier {
-        Tier {
-            floor,
-            cap,
-            mmr,
-            maint_amount: 0.0,
-            max_leverage: 10.0,
-        }
+        Tier { floor, cap, mmr, maint_amount: 0.0, max_leverage: 10.0 }
     }
 
     #[test]
     fn index_is_half_open() {
-        let tab = TierTable::new(
-            TierUnit::Quote,
-            vec![t(0.0, 10.0, 0.01), t(10.0, f64::INFINITY, 0.02)],
-        )
-        .unwrap();
+        let tab = TierTable::new(TierUnit::Quote, vec![t(0.0, 10.0, 0.01), t(10.0, f64::INFINITY, 0.02)]).unwrap();
         assert_eq!(tab.index_of(0.0), 0);
         assert_eq!(tab.index_of(9.999), 0);
         assert_eq!(tab.index_of(10.0), 1);
@@ -191,20 +156,8 @@ mod tests {
     #[test]
     fn rejects_bad_tables() {
         assert!(TierTable::new(TierUnit::Quote, vec![]).is_err());
-        assert!(
-            TierTable::new(
-                TierUnit::Quote,
-                vec![t(0.0, 10.0, 0.01), t(11.0, 20.0, 0.02)]
-            )
-            .is_err()
-        );
-        assert!(
-            TierTable::new(
-                TierUnit::Quote,
-                vec![t(0.0, 10.0, 0.02), t(10.0, 20.0, 0.01)]
-            )
-            .is_err()
-        );
+        assert!(TierTable::new(TierUnit::Quote, vec![t(0.0, 10.0, 0.01), t(11.0, 20.0, 0.02)]).is_err());
+        assert!(TierTable::new(TierUnit::Quote, vec![t(0.0, 10.0, 0.02), t(10.0, 20.0, 0.01)]).is_err());
         assert!(TierTable::new(TierUnit::Quote, vec![t(0.0, 10.0, 1.0)]).is_err());
         assert!(TierTable::new(TierUnit::Quote, vec![t(0.0, 0.0, 0.01)]).is_err());
         assert!(TierTable::new(TierUnit::Quote, vec![t(0.0, 10.0, f64::NAN)]).is_err());

@@ -10,17 +10,9 @@ use proptest::prelude::*;
 use MarginInput::{Amount, Leverage};
 
 /// Model of `venue`/`formula` with a one-rate table (`mmr`, deduction `d`).
-fn flat(
-    venue_id: &str,
-    formula: Option<&str>,
-    contract_size: f64,
-    fee: f64,
-    mmr: f64,
-    d: f64,
-) -> MarginModel {
+fn flat(venue_id: &str, formula: Option<&str>, contract_size: f64, fee: f64, mmr: f64, d: f64) -> MarginModel {
     let f = venue(venue_id).unwrap().formula(formula, None).unwrap();
-    let base =
-        MarginModel::new(f.rules, contract_size, fee, TierTable::flat(0.0, 0.0, 1e9)).unwrap();
+    let base = MarginModel::new(f.rules, contract_size, fee, TierTable::flat(0.0, 0.0, 1e9)).unwrap();
     base.with_overrides(Some(mmr), Some(d), 0.0).unwrap()
 }
 
@@ -34,22 +26,10 @@ fn tiered(
 ) -> MarginModel {
     let tiers = rows
         .iter()
-        .map(|&(floor, cap, max_leverage, mmr, maint_amount)| Tier {
-            floor,
-            cap,
-            mmr,
-            maint_amount,
-            max_leverage,
-        })
+        .map(|&(floor, cap, max_leverage, mmr, maint_amount)| Tier { floor, cap, mmr, maint_amount, max_leverage })
         .collect();
     let f = venue(venue_id).unwrap().formula(formula, None).unwrap();
-    MarginModel::new(
-        f.rules,
-        contract_size,
-        fee,
-        TierTable::new(unit, tiers).unwrap(),
-    )
-    .unwrap()
+    MarginModel::new(f.rules, contract_size, fee, TierTable::new(unit, tiers).unwrap()).unwrap()
 }
 
 /// Binance BTCUSDT brackets 1-7 (third-party copy of a live answer, ~2024-2025).
@@ -99,10 +79,7 @@ fn bitget_btcusdt(formula: &str) -> MarginModel {
 
 #[track_caller]
 fn close(got: f64, want: f64, rel: f64) {
-    assert!(
-        (got - want).abs() <= rel * want.abs(),
-        "got {got}, want {want} (rel tol {rel})"
-    );
+    assert!((got - want).abs() <= rel * want.abs(), "got {got}, want {want} (rel tol {rel})");
 }
 
 fn lp(m: &MarginModel, side: f64, entry: f64, qty: f64, margin: MarginInput) -> f64 {
@@ -115,21 +92,13 @@ fn lp(m: &MarginModel, side: f64, entry: f64, qty: f64, margin: MarginInput) -> 
 fn binance_usdm_doge_short_matches_exchange() {
     // positionRisk capture 2024-03-08: isolatedWallet 0.88304001 → liquidationPrice 0.19059204.
     let m = flat("binance-usdm", None, 1.0, 0.0, 0.005, 0.0);
-    close(
-        lp(&m, -1.0, 0.16395, 32.0, Amount(0.883_040_01)),
-        0.190_592_04,
-        1e-8,
-    );
+    close(lp(&m, -1.0, 0.16395, 32.0, Amount(0.883_040_01)), 0.190_592_04, 1e-8);
 }
 
 #[test]
 fn binance_usdm_btc_vectors_with_table() {
     let m = binance_btcusdt();
-    close(
-        lp(&m, 1.0, 60_000.0, 0.1, Leverage(20.0)),
-        57_228.915_663,
-        1e-10,
-    );
+    close(lp(&m, 1.0, 60_000.0, 0.1, Leverage(20.0)), 57_228.915_663, 1e-10);
     // 10 BTC short at 10x: entry notional 600k, tier at the liquidation price is bracket 3.
     let p = lp(&m, -1.0, 60_000.0, 10.0, Leverage(10.0));
     close(p, 65_668.156_98, 1e-10);
@@ -140,31 +109,12 @@ fn binance_usdm_btc_vectors_with_table() {
 fn binance_usdm_hedge_cross() {
     // Long 1 @ 60,000 + short 0.5 @ 62,000, wallet 5,000: one shared liquidation price.
     let m = binance_btcusdt();
-    let p = hedge_liq_price(
-        &m,
-        Some(Leg {
-            entry: 60_000.0,
-            qty: 1.0,
-        }),
-        Some(Leg {
-            entry: 62_000.0,
-            qty: 0.5,
-        }),
-        5_000.0,
-    )
-    .unwrap();
+    let p =
+        hedge_liq_price(&m, Some(Leg { entry: 60_000.0, qty: 1.0 }), Some(Leg { entry: 62_000.0, qty: 0.5 }), 5_000.0)
+            .unwrap();
     close(p, 48_582.995_951, 1e-10);
     // One-way cross equals the isolated formula with the wallet as margin.
-    let one = hedge_liq_price(
-        &m,
-        Some(Leg {
-            entry: 60_000.0,
-            qty: 1.0,
-        }),
-        None,
-        10_000.0,
-    )
-    .unwrap();
+    let one = hedge_liq_price(&m, Some(Leg { entry: 60_000.0, qty: 1.0 }), None, 10_000.0).unwrap();
     close(one, lp(&m, 1.0, 60_000.0, 1.0, Amount(10_000.0)), 1e-12);
 }
 
@@ -173,22 +123,10 @@ fn binance_usdm_hedge_cross() {
 #[test]
 fn binance_coinm_vectors() {
     let m = flat("binance-coinm", None, 100.0, 0.0, 0.004, 0.0);
-    close(
-        lp(&m, 1.0, 50_000.0, 100.0, Amount(0.01)),
-        47_809.523_81,
-        1e-9,
-    );
-    close(
-        lp(&m, -1.0, 50_000.0, 100.0, Amount(0.01)),
-        52_421.052_632,
-        1e-10,
-    );
+    close(lp(&m, 1.0, 50_000.0, 100.0, Amount(0.01)), 47_809.523_81, 1e-9);
+    close(lp(&m, -1.0, 50_000.0, 100.0, Amount(0.01)), 52_421.052_632, 1e-10);
     // Same through leverage: 100 contracts × 100 USD / 50,000 / 20x = 0.01 BTC.
-    close(
-        lp(&m, 1.0, 50_000.0, 100.0, Leverage(20.0)),
-        47_809.523_81,
-        1e-9,
-    );
+    close(lp(&m, 1.0, 50_000.0, 100.0, Leverage(20.0)), 47_809.523_81, 1e-9);
 }
 
 // --- Bybit -------------------------------------------------------------------------------
@@ -197,49 +135,21 @@ fn binance_coinm_vectors() {
 fn bybit_linear_vectors() {
     // Published legacy example: long 1 BTC @ 20,000, 50x, MMR 0.5% → 19,700.
     let legacy = flat("bybit-linear", Some("entry-mm"), 1.0, 0.00055, 0.005, 0.0);
-    close(
-        lp(&legacy, 1.0, 20_000.0, 1.0, Leverage(50.0)),
-        19_700.0,
-        1e-12,
-    );
+    close(lp(&legacy, 1.0, 20_000.0, 1.0, Leverage(50.0)), 19_700.0, 1e-12);
     let mark = flat("bybit-linear", Some("mark-mm"), 1.0, 0.00055, 0.005, 0.0);
-    close(
-        lp(&mark, 1.0, 20_000.0, 1.0, Leverage(50.0)),
-        19_698.492_462,
-        1e-10,
-    );
-    close(
-        lp(&mark, -1.0, 20_000.0, 1.0, Leverage(50.0)),
-        20_298.507_463,
-        1e-10,
-    );
+    close(lp(&mark, 1.0, 20_000.0, 1.0, Leverage(50.0)), 19_698.492_462, 1e-10);
+    close(lp(&mark, -1.0, 20_000.0, 1.0, Leverage(50.0)), 20_298.507_463, 1e-10);
     let t2 = flat("bybit-linear", Some("mark-mm"), 1.0, 0.00055, 0.005, 510.0);
-    close(
-        lp(&t2, 1.0, 100_000.0, 0.5, Leverage(100.0)),
-        98_472.361_809,
-        1e-10,
-    );
+    close(lp(&t2, 1.0, 100_000.0, 0.5, Leverage(100.0)), 98_472.361_809, 1e-10);
 }
 
 #[test]
 fn bybit_inverse_vectors() {
     let legacy = flat("bybit-inverse", Some("entry-mm"), 1.0, 0.0, 0.005, 0.0);
-    close(
-        lp(&legacy, 1.0, 50_000.0, 60_000.0, Leverage(10.0)),
-        45_662.100_457,
-        1e-10,
-    );
+    close(lp(&legacy, 1.0, 50_000.0, 60_000.0, Leverage(10.0)), 45_662.100_457, 1e-10);
     let mark = flat("bybit-inverse", Some("mark-mm"), 1.0, 0.0, 0.005, 0.0);
-    close(
-        lp(&mark, 1.0, 50_000.0, 60_000.0, Leverage(10.0)),
-        45_681.818_182,
-        1e-10,
-    );
-    close(
-        lp(&mark, -1.0, 50_000.0, 60_000.0, Leverage(10.0)),
-        55_277.777_778,
-        1e-10,
-    );
+    close(lp(&mark, 1.0, 50_000.0, 60_000.0, Leverage(10.0)), 45_681.818_182, 1e-10);
+    close(lp(&mark, -1.0, 50_000.0, 60_000.0, Leverage(10.0)), 55_277.777_778, 1e-10);
     // Legacy help page, cross: 0.5 BTC, long 10,000 USD @ 8,000, MM 0.5%, taker 0.075%.
     // The page shows bankruptcy 5,718.57 and liquidation 5,739.50; its own equation gives 5,739.08.
     let cross = flat("bybit-inverse", Some("entry-mm"), 1.0, 0.00075, 0.005, 0.0);
@@ -253,10 +163,7 @@ fn bybit_fee_cancels_for_leverage_margin() {
     // With margin from leverage, the fee to close sits in both IM and MM: no effect.
     let a = flat("bybit-linear", Some("mark-mm"), 1.0, 0.00055, 0.005, 0.0);
     let b = flat("bybit-linear", Some("mark-mm"), 1.0, 0.0, 0.005, 0.0);
-    assert_eq!(
-        lp(&a, 1.0, 20_000.0, 1.0, Leverage(50.0)),
-        lp(&b, 1.0, 20_000.0, 1.0, Leverage(50.0))
-    );
+    assert_eq!(lp(&a, 1.0, 20_000.0, 1.0, Leverage(50.0)), lp(&b, 1.0, 20_000.0, 1.0, Leverage(50.0)));
     // With posted margin it does not cancel and moves the long's liquidation up.
     assert!(lp(&a, 1.0, 20_000.0, 1.0, Amount(400.0)) > lp(&b, 1.0, 20_000.0, 1.0, Amount(400.0)));
 }
@@ -266,50 +173,22 @@ fn bybit_fee_cancels_for_leverage_margin() {
 #[test]
 fn okx_vectors() {
     let lin = flat("okx-linear", None, 0.01, 0.0005, 0.004, 0.0);
-    close(
-        lp(&lin, 1.0, 60_000.0, 10.0, Amount(300.0)),
-        57_257.659_468,
-        1e-10,
-    );
-    close(
-        lp(&lin, -1.0, 60_000.0, 10.0, Amount(300.0)),
-        62_717.770_035,
-        1e-10,
-    );
+    close(lp(&lin, 1.0, 60_000.0, 10.0, Amount(300.0)), 57_257.659_468, 1e-10);
+    close(lp(&lin, -1.0, 60_000.0, 10.0, Amount(300.0)), 62_717.770_035, 1e-10);
     let inv = flat("okx-inverse", None, 100.0, 0.0005, 0.005, 0.0);
     let m = 0.001_666_666_666_666_666_8;
-    close(
-        lp(&inv, 1.0, 60_000.0, 10.0, Amount(m)),
-        54_845.454_545,
-        1e-10,
-    );
+    close(lp(&inv, 1.0, 60_000.0, 10.0, Amount(m)), 54_845.454_545, 1e-10);
     close(lp(&inv, -1.0, 60_000.0, 10.0, Amount(m)), 66_300.0, 1e-10);
 }
 
 #[test]
 fn gate_vectors() {
     let lin = flat("gate-linear", None, 0.0001, 0.0005, 0.005, 0.0);
-    close(
-        lp(&lin, 1.0, 60_000.0, 1_000.0, Leverage(10.0)),
-        54_298.642_534,
-        1e-10,
-    );
-    close(
-        lp(&lin, -1.0, 60_000.0, 1_000.0, Leverage(10.0)),
-        65_638.985_579,
-        1e-10,
-    );
+    close(lp(&lin, 1.0, 60_000.0, 1_000.0, Leverage(10.0)), 54_298.642_534, 1e-10);
+    close(lp(&lin, -1.0, 60_000.0, 1_000.0, Leverage(10.0)), 65_638.985_579, 1e-10);
     let inv = flat("gate-inverse", None, 1.0, 0.0005, 0.005, 0.0);
-    close(
-        lp(&inv, 1.0, 60_000.0, 6_000.0, Amount(0.01)),
-        54_845.454_545,
-        1e-10,
-    );
-    close(
-        lp(&inv, -1.0, 60_000.0, 6_000.0, Amount(0.01)),
-        66_300.0,
-        1e-10,
-    );
+    close(lp(&inv, 1.0, 60_000.0, 6_000.0, Amount(0.01)), 54_845.454_545, 1e-10);
+    close(lp(&inv, -1.0, 60_000.0, 6_000.0, Amount(0.01)), 66_300.0, 1e-10);
 }
 
 // --- Bitget ------------------------------------------------------------------------------
@@ -317,22 +196,10 @@ fn gate_vectors() {
 #[test]
 fn bitget_vectors_both_formulas() {
     let tiered_ = bitget_btcusdt("tiered");
-    close(
-        lp(&tiered_, 1.0, 110_000.0, 3.0, Leverage(20.0)),
-        105_021.453_473,
-        1e-10,
-    );
-    close(
-        lp(&tiered_, -1.0, 110_000.0, 3.0, Leverage(20.0)),
-        114_923.097_322,
-        1e-10,
-    );
+    close(lp(&tiered_, 1.0, 110_000.0, 3.0, Leverage(20.0)), 105_021.453_473, 1e-10);
+    close(lp(&tiered_, -1.0, 110_000.0, 3.0, Leverage(20.0)), 114_923.097_322, 1e-10);
     let flat_ = bitget_btcusdt("flat");
-    close(
-        lp(&flat_, 1.0, 110_000.0, 3.0, Leverage(20.0)),
-        105_088.495_575,
-        1e-10,
-    );
+    close(lp(&flat_, 1.0, 110_000.0, 3.0, Leverage(20.0)), 105_088.495_575, 1e-10);
 }
 
 // --- KuCoin ------------------------------------------------------------------------------
@@ -341,28 +208,14 @@ fn bitget_vectors_both_formulas() {
 fn kucoin_vectors() {
     // Legacy help article: short 5 lots × 0.001 BTC @ 28,000, 100x, MMR 0.4% → 28,168.
     let legacy = flat("kucoin-linear", Some("legacy"), 0.001, 0.0, 0.004, 0.0);
-    close(
-        lp(&legacy, -1.0, 28_000.0, 5.0, Leverage(100.0)),
-        28_168.0,
-        1e-12,
-    );
+    close(lp(&legacy, -1.0, 28_000.0, 5.0, Leverage(100.0)), 28_168.0, 1e-12);
     // API capture: liquidationPrice = entry − (posMargin − posMaint)/(qty·multiplier), which is
     // the entry-basis formula with margin = posMargin and rate = posMaint/posCost.
     let (pos_margin, pos_maint, pos_cost) = (36.078_725_02, 0.369_214_5, 72.0278);
-    let api = flat(
-        "kucoin-linear",
-        Some("legacy"),
-        0.001,
-        0.0,
-        pos_maint / pos_cost,
-        0.0,
-    );
+    let api = flat("kucoin-linear", Some("legacy"), 0.001, 0.0, pos_maint / pos_cost, 0.0);
     let p = lp(&api, 1.0, 72_027.8, 1.0, Amount(pos_margin));
     close(p, 36_318.289_48, 1e-9);
-    assert!(
-        (p - 36_318.3).abs() < 0.05,
-        "reported 36318.3 is rounded to the 0.1 tick"
-    );
+    assert!((p - 36_318.3).abs() < 0.05, "reported 36318.3 is rounded to the 0.1 tick");
 }
 
 // --- Hyperliquid -------------------------------------------------------------------------
@@ -377,21 +230,9 @@ fn hyperliquid_vectors() {
     // The exchange's own figure differs in the 8th digit (its internal rounding).
     close(p, 2_866.269_365_29, 1e-8);
     let btc = flat("hyperliquid", None, 1.0, 0.0, 0.0125, 0.0);
-    close(
-        lp(&btc, 1.0, 100_000.0, 1.0, Amount(10_000.0)),
-        91_139.240_506,
-        1e-10,
-    );
-    close(
-        lp(&btc, -1.0, 100_000.0, 1.0, Amount(2_500.0)),
-        101_234.567_901,
-        1e-10,
-    );
-    close(
-        lp(&btc, 1.0, 100_000.0, 1.0, Amount(5_000.0)),
-        96_202.531_646,
-        1e-10,
-    );
+    close(lp(&btc, 1.0, 100_000.0, 1.0, Amount(10_000.0)), 91_139.240_506, 1e-10);
+    close(lp(&btc, -1.0, 100_000.0, 1.0, Amount(2_500.0)), 101_234.567_901, 1e-10);
+    close(lp(&btc, 1.0, 100_000.0, 1.0, Amount(5_000.0)), 96_202.531_646, 1e-10);
 }
 
 // --- Edge cases --------------------------------------------------------------------------
@@ -409,23 +250,14 @@ fn never_liquidated_gives_nan() {
 #[test]
 fn bad_positions_are_rejected() {
     let m = binance_btcusdt();
-    assert!(matches!(
-        m.liq_price(1.0, 60_000.0, 0.1, Leverage(200.0)),
-        Err(Problem::LeverageTooHigh { .. })
-    ));
+    assert!(matches!(m.liq_price(1.0, 60_000.0, 0.1, Leverage(200.0)), Err(Problem::LeverageTooHigh { .. })));
     // 1 BTC at 60k is bracket 2 (max 100x).
-    assert!(matches!(
-        m.liq_price(1.0, 60_000.0, 1.0, Leverage(120.0)),
-        Err(Problem::LeverageTooHigh { tier: 1, .. })
-    ));
+    assert!(matches!(m.liq_price(1.0, 60_000.0, 1.0, Leverage(120.0)), Err(Problem::LeverageTooHigh { tier: 1, .. })));
     assert!(m.liq_price(1.0, f64::NAN, 0.1, Leverage(10.0)).is_err());
     assert!(m.liq_price(1.0, 60_000.0, -1.0, Leverage(10.0)).is_err());
     assert!(m.liq_price(1.0, 60_000.0, 0.1, Leverage(0.0)).is_err());
     assert!(m.liq_price(0.0, 60_000.0, 0.1, Leverage(10.0)).is_err());
-    assert!(matches!(
-        m.liq_price(1.0, 60_000.0, 0.1, Amount(1.0)),
-        Err(Problem::BelowMaintenanceAtEntry { .. })
-    ));
+    assert!(matches!(m.liq_price(1.0, 60_000.0, 0.1, Amount(1.0)), Err(Problem::BelowMaintenanceAtEntry { .. })));
 }
 
 #[test]
@@ -439,10 +271,7 @@ fn flat_tier_boundary_liquidates_at_the_boundary() {
         1.0,
         0.0,
         TierUnit::Quote,
-        &[
-            (0.0, 10e3, 100.0, 0.005, 0.0),
-            (10e3, f64::INFINITY, 10.0, 0.05, 0.0),
-        ],
+        &[(0.0, 10e3, 100.0, 0.005, 0.0), (10e3, f64::INFINITY, 10.0, 0.05, 0.0)],
     );
     let p = lp(&m, -1.0, 50_000.0, 0.19, Leverage(10.0));
     close(p, 10e3 / 0.19, 1e-12);
@@ -543,8 +372,7 @@ proptest! {
 mod batch {
     use super::*;
     use crate::aggregate::{
-        Column, MarginKind, Models, Positions, liquidation_heatmap, liquidation_map,
-        liquidation_prices,
+        Column, MarginKind, Models, Positions, liquidation_heatmap, liquidation_map, liquidation_prices,
     };
     use crate::grid::{Loc, PriceGrid};
 
@@ -574,12 +402,9 @@ mod batch {
         let (e, q, s, l) = book(20_000, 42, 20.0);
         let margins: Vec<f64> = match kind {
             MarginKind::Leverage => l.clone(),
-            MarginKind::Amount => e
-                .iter()
-                .zip(&q)
-                .zip(&l)
-                .map(|((e, q), l)| m.usd_notional(*q, *e) / l * 1.01)
-                .collect(),
+            MarginKind::Amount => {
+                e.iter().zip(&q).zip(&l).map(|((e, q), l)| m.usd_notional(*q, *e) / l * 1.01).collect()
+            }
         };
         let models = Models::one(m);
         // Keep only rows the scalar path accepts, so the batch call succeeds.
@@ -590,29 +415,18 @@ mod batch {
                 MarginInput::Amount(margins[i])
             }
         };
-        let keep: Vec<usize> = (0..e.len())
-            .filter(|&i| m.liq_price(f64::from(s[i]), e[i], q[i], input(i)).is_ok())
-            .collect();
+        let keep: Vec<usize> =
+            (0..e.len()).filter(|&i| m.liq_price(f64::from(s[i]), e[i], q[i], input(i)).is_ok()).collect();
         assert!(keep.len() > 1_000, "too few valid rows: {}", keep.len());
         let pick = |v: &[f64]| keep.iter().map(|&i| v[i]).collect::<Vec<_>>();
         let (e, q, mg) = (pick(&e), pick(&q), pick(&margins));
         let s: Vec<i8> = keep.iter().map(|&i| s[i]).collect();
-        let pos = Positions {
-            entry: &e,
-            qty: &q,
-            side: &s,
-            margin: Column::Slice(&mg),
-            margin_kind: kind,
-            open_time: None,
-        };
+        let pos =
+            Positions { entry: &e, qty: &q, side: &s, margin: Column::Slice(&mg), margin_kind: kind, open_time: None };
         let mut out = vec![0.0; e.len()];
         liquidation_prices(&pos, &models, &mut out).unwrap();
         let input = |i: usize| {
-            if kind == MarginKind::Leverage {
-                MarginInput::Leverage(mg[i])
-            } else {
-                MarginInput::Amount(mg[i])
-            }
+            if kind == MarginKind::Leverage { MarginInput::Leverage(mg[i]) } else { MarginInput::Amount(mg[i]) }
         };
         for i in 0..e.len() {
             let want = m.liq_price(f64::from(s[i]), e[i], q[i], input(i)).unwrap();
@@ -634,50 +448,22 @@ mod batch {
             if p.is_nan() {
                 never[side] += m.usd_notional(q[i], e[i]);
             } else if let Loc::In(k) = grid.locate(p) {
-                if side == 0 {
-                    rl[k] += m.usd_notional(q[i], p)
-                } else {
-                    rs[k] += m.usd_notional(q[i], p)
-                }
+                if side == 0 { rl[k] += m.usd_notional(q[i], p) } else { rs[k] += m.usd_notional(q[i], p) }
             }
         }
         for k in 0..grid.len() {
-            assert!(
-                (long[k] - rl[k]).abs() <= 1e-9 * rl[k].abs().max(1.0),
-                "long bucket {k}"
-            );
-            assert!(
-                (short[k] - rs[k]).abs() <= 1e-9 * rs[k].abs().max(1.0),
-                "short bucket {k}"
-            );
+            assert!((long[k] - rl[k]).abs() <= 1e-9 * rl[k].abs().max(1.0), "long bucket {k}");
+            assert!((short[k] - rs[k]).abs() <= 1e-9 * rs[k].abs().max(1.0), "short bucket {k}");
         }
         assert!((tot.never[0] - never[0]).abs() <= 1e-9 * never[0].max(1.0));
-        let total: f64 = e
-            .iter()
-            .zip(&q)
-            .zip(&out)
-            .map(|((e, q), p)| m.usd_notional(*q, if p.is_nan() { *e } else { *p }))
-            .sum();
-        let counted: f64 = (0..2)
-            .map(|s| tot.in_grid[s] + tot.below[s] + tot.above[s] + tot.never[s])
-            .sum();
-        assert!(
-            (total - counted).abs() <= 1e-9 * total,
-            "notional not conserved: {total} vs {counted}"
-        );
+        let total: f64 =
+            e.iter().zip(&q).zip(&out).map(|((e, q), p)| m.usd_notional(*q, if p.is_nan() { *e } else { *p })).sum();
+        let counted: f64 = (0..2).map(|s| tot.in_grid[s] + tot.below[s] + tot.above[s] + tot.never[s]).sum();
+        assert!((total - counted).abs() <= 1e-9 * total, "notional not conserved: {total} vs {counted}");
         // Heatmap rows by i % 7: summing the rows gives the map.
         let times: Vec<i64> = (0..e.len() as i64).map(|i| i % 7).collect();
         let (mut hl, mut hs) = (vec![0.0; 7 * grid.len()], vec![0.0; 7 * grid.len()]);
-        liquidation_heatmap(
-            &pos,
-            &models,
-            Column::Slice(&times),
-            7,
-            &grid,
-            &mut hl,
-            &mut hs,
-        )
-        .unwrap();
+        liquidation_heatmap(&pos, &models, Column::Slice(&times), 7, &grid, &mut hl, &mut hs).unwrap();
         for k in 0..grid.len() {
             let col: f64 = (0..7).map(|t| hl[t * grid.len() + k]).sum();
             assert!((col - long[k]).abs() <= 1e-9 * long[k].abs().max(1.0));
@@ -712,28 +498,10 @@ mod batch {
         };
         let mut out = vec![0.0; e.len()];
         let err = liquidation_prices(&pos, &Models::one(&m), &mut out).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                crate::error::LiqError::Position {
-                    index: Some(70_001),
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
+        assert!(matches!(err, crate::error::LiqError::Position { index: Some(70_001), .. }), "{err:?}");
         let grid = PriceGrid::new(1.0, 1e6, 100.0).unwrap();
         let (mut a, mut b) = (vec![0.0; grid.len()], vec![0.0; grid.len()]);
         let err = liquidation_map(&pos, &Models::one(&m), &grid, &mut a, &mut b).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                crate::error::LiqError::Position {
-                    index: Some(70_001),
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
+        assert!(matches!(err, crate::error::LiqError::Position { index: Some(70_001), .. }), "{err:?}");
     }
 }

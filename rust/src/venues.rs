@@ -25,18 +25,8 @@ pub struct Venue {
     pub formulas: &'static [Formula],
 }
 
-const fn rules(
-    kind: ContractKind,
-    basis: MmBasis,
-    fee_mode: FeeMode,
-    tier_math: TierMath,
-) -> MarginRules {
-    MarginRules {
-        kind,
-        basis,
-        fee_mode,
-        tier_math,
-    }
+const fn rules(kind: ContractKind, basis: MmBasis, fee_mode: FeeMode, tier_math: TierMath) -> MarginRules {
+    MarginRules { kind, basis, fee_mode, tier_math }
 }
 
 use ContractKind::{Inverse, Linear};
@@ -53,38 +43,22 @@ pub const GATE_GRADIENT_SINCE: i64 = 1_753_747_200_000;
 
 macro_rules! f {
     ($name:expr, $rules:expr, $since:expr, $doc:expr) => {
-        Formula {
-            name: $name,
-            rules: $rules,
-            since_ms: $since,
-            doc: $doc,
-        }
+        Formula { name: $name, rules: $rules, since_ms: $since, doc: $doc }
     };
 }
 
-const BINANCE_DOC: &str =
-    "Binance FAQ: MM = notional(mark)·MMR − cum, tier at the liquidation price, no fee";
+const BINANCE_DOC: &str = "Binance FAQ: MM = notional(mark)·MMR − cum, tier at the liquidation price, no fee";
 
 pub static VENUES: &[Venue] = &[
     Venue {
         id: "binance-usdm",
         kind: Linear,
-        formulas: &[f!(
-            "standard",
-            rules(Linear, Mark, FeeMode::None, Progressive),
-            None,
-            BINANCE_DOC
-        )],
+        formulas: &[f!("standard", rules(Linear, Mark, FeeMode::None, Progressive), None, BINANCE_DOC)],
     },
     Venue {
         id: "binance-coinm",
         kind: Inverse,
-        formulas: &[f!(
-            "standard",
-            rules(Inverse, Mark, FeeMode::None, Progressive),
-            None,
-            BINANCE_DOC
-        )],
+        formulas: &[f!("standard", rules(Inverse, Mark, FeeMode::None, Progressive), None, BINANCE_DOC)],
     },
     Venue {
         id: "bybit-linear",
@@ -252,24 +226,12 @@ pub fn venue(id: &str) -> Option<&'static Venue> {
 impl Venue {
     /// The formula named `name`, else the one in force for a position opened at `open_time_ms`,
     /// else the current one.
-    pub fn formula(
-        &self,
-        name: Option<&str>,
-        open_time_ms: Option<i64>,
-    ) -> Result<&'static Formula> {
+    pub fn formula(&self, name: Option<&str>, open_time_ms: Option<i64>) -> Result<&'static Formula> {
         if let Some(name) = name {
-            return self
-                .formulas
-                .iter()
-                .find(|f| f.name == name)
-                .ok_or_else(|| {
-                    let known: Vec<&str> = self.formulas.iter().map(|f| f.name).collect();
-                    LiqError::Invalid(format!(
-                        "venue {} has no formula {name:?}; known: {}",
-                        self.id,
-                        known.join(", ")
-                    ))
-                });
+            return self.formulas.iter().find(|f| f.name == name).ok_or_else(|| {
+                let known: Vec<&str> = self.formulas.iter().map(|f| f.name).collect();
+                LiqError::Invalid(format!("venue {} has no formula {name:?}; known: {}", self.id, known.join(", ")))
+            });
         }
         Ok(match open_time_ms {
             Some(t) => self.formula_at(t),
@@ -280,11 +242,7 @@ impl Venue {
     /// The newest formula in force at `t` (undated formulas count as always in force).
     #[must_use]
     pub fn formula_at(&self, t: i64) -> &'static Formula {
-        self.formulas
-            .iter()
-            .rev()
-            .find(|f| f.since_ms.is_none_or(|s| t >= s))
-            .unwrap_or(&self.formulas[0])
+        self.formulas.iter().rev().find(|f| f.since_ms.is_none_or(|s| t >= s)).unwrap_or(&self.formulas[0])
     }
 
     #[must_use]
@@ -301,23 +259,11 @@ mod tests {
     fn selection_by_time() {
         let b = venue("bybit-linear").unwrap();
         assert_eq!(b.formula(None, None).unwrap().name, "mark-mm");
-        assert_eq!(
-            b.formula(None, Some(BYBIT_MARK_MM_SINCE - 1)).unwrap().name,
-            "entry-mm"
-        );
-        assert_eq!(
-            b.formula(None, Some(BYBIT_MARK_MM_SINCE)).unwrap().name,
-            "mark-mm"
-        );
+        assert_eq!(b.formula(None, Some(BYBIT_MARK_MM_SINCE - 1)).unwrap().name, "entry-mm");
+        assert_eq!(b.formula(None, Some(BYBIT_MARK_MM_SINCE)).unwrap().name, "mark-mm");
         let g = venue("bitget-linear").unwrap();
-        assert_eq!(
-            g.formula(None, Some(BITGET_TIERED_SINCE - 1)).unwrap().name,
-            "flat"
-        );
-        assert_eq!(
-            g.formula(None, Some(BITGET_TIERED_SINCE)).unwrap().name,
-            "tiered"
-        );
+        assert_eq!(g.formula(None, Some(BITGET_TIERED_SINCE - 1)).unwrap().name, "flat");
+        assert_eq!(g.formula(None, Some(BITGET_TIERED_SINCE)).unwrap().name, "tiered");
         let k = venue("kucoin-linear").unwrap();
         assert_eq!(k.formula(None, Some(0)).unwrap().name, "standard");
         assert_eq!(k.formula(Some("legacy"), None).unwrap().name, "legacy");

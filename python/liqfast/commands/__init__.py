@@ -1,0 +1,1 @@
+"""Subcommands of the `liqfast` CLI, one module each (see liqfast.cli)."""

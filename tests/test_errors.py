@@ -1,0 +1,176 @@
+"""Bad input always gets a typed error that names the problem, never a panic or a wrong number."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import liqfast as lf
+from liqfast import _core
+
+
+def arrays(n: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    return (np.full(n, 60_000.0), np.full(n, 0.1), np.ones(n, dtype=np.int8), np.full(n, 10.0))
+
+
+@pytest.mark.parametrize(
+    "kw,exc,words",
+    [
+        (dict(entry=math.nan), lf.InvalidPositionError, "entry must be finite"),
+        (dict(entry=math.inf), lf.InvalidPositionError, "entry must be finite"),
+        (dict(entry=-1.0), lf.InvalidPositionError, "entry must be > 0"),
+        (dict(qty=0.0), lf.InvalidPositionError, "qty must be > 0"),
+        (dict(qty=math.nan), lf.InvalidPositionError, "qty must be finite"),
+        (dict(leverage=0.0), lf.InvalidPositionError, "leverage must be > 0"),
+        (dict(leverage=math.inf), lf.InvalidPositionError, "leverage must be finite"),
+        (dict(leverage=200.0), lf.LeverageTooHighError, "exceeds the maximum 125"),
+        (dict(side="up"), lf.InvalidPositionError, "side must be"),
+        (dict(side=0), lf.InvalidPositionError, "side must be"),
+        (dict(leverage=None, margin=1.0), lf.InvalidPositionError, "does not cover the maintenance"),
+        (dict(leverage=None, margin=math.nan), lf.InvalidPositionError, "margin must be finite"),
+        (dict(leverage=10.0, margin=600.0), lf.InvalidInputError, "exactly one of leverage= or margin="),
+        (dict(mmr=1.5), lf.InvalidInputError, "mmr must be in [0, 1)"),
+        (dict(fee_rate=0.5), lf.InvalidInputError, "fee_rate must be in"),
+        (dict(formula="nope"), lf.InvalidInputError, "no formula"),
+        (dict(symbol="DOGE"), lf.UnknownSymbolError, "unknown symbol"),
+        (dict(venue="ftx"), lf.UnknownVenueError, "unknown venue"),
+        (dict(mode="portfolio", leverage=None, margin=1000.0), lf.InvalidInputError, "mode must be"),
+        (dict(open_time="yesterday"), lf.InvalidInputError, "not an ISO"),
+    ],
+)
+def test_scalar_errors(kw: dict, exc: type[Exception], words: str) -> None:
+    args = dict(venue="binance-usdm", side="long", entry=60_000.0, qty=0.1, leverage=10.0)
+    args.update(kw)
+    if args.get("leverage") is None:
+        args.pop("leverage")
+    with pytest.raises(exc, match=words.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
+        lf.liquidation_price(args.pop("venue"), args.pop("side"), args.pop("entry"), args.pop("qty"), **args)
+
+
+def test_errors_are_also_builtin_kinds() -> None:
+    with pytest.raises(ValueError):
+        lf.liquidation_price("binance-usdm", "long", -1, 1, leverage=2)
+    with pytest.raises(LookupError):
+        lf.liquidation_price("nope", "long", 1, 1, leverage=2)
+    with pytest.raises(TypeError):
+        lf.liquidation_prices("binance-usdm", np.ones(3, dtype=np.int8), np.ones(3, dtype=np.float32), np.ones(3), leverage=2.0)
+
+
+@pytest.mark.parametrize(
+    "mutate,exc,words",
+    [
+        (lambda e, q, s, l: (e.astype(np.float32), q, s, l), lf.InvalidArrayError, "entry must be a 1-D float64 array, got a 1-D float32"),
+        (lambda e, q, s, l: (e, q.astype(np.int64), s, l), lf.InvalidArrayError, "qty must be a 1-D float64 array"),
+        (lambda e, q, s, l: (e, q, s.astype(np.int64), l), lf.InvalidArrayError, "side must be a 1-D int8 array"),
+        (lambda e, q, s, l: (e, q, s, l.astype(np.float32)), lf.InvalidArrayError, "leverage must be a 1-D float64"),
+        (lambda e, q, s, l: (e.reshape(2, 5), q, s, l), lf.InvalidArrayError, "got a 2-D"),
+        (lambda e, q, s, l: (np.repeat(e, 2)[::2], q, s, l), lf.InvalidArrayError, "C-contiguous"),
+        (lambda e, q, s, l: (e[:9], q, s, l), lf.InvalidArrayError, "qty has 10 rows but entry has 9"),
+        (lambda e, q, s, l: (e, q, s, l[:3]), lf.InvalidArrayError, "margin has 3 rows"),
+        (lambda e, q, s, l: (e, q, s.byteswap().view(s.dtype.newbyteorder()), l), None, None),
+        (lambda e, q, s, l: (e.astype(">f8"), q, s, l), lf.InvalidArrayError, "float64"),
+        (lambda e, q, s, l: ("60000", q, s, l), lf.InvalidArrayError, "numpy float64 array"),
+    ],
+)
+def test_batch_array_errors(mutate, exc, words) -> None:  # type: ignore[no-untyped-def]
+    e, q, s, l = mutate(*arrays())
+    grid = lf.grid_around(60_000)
+    if exc is None:  # int8 has no byte order: accepted
+        lf.liquidation_prices("binance-usdm", s, e, q, leverage=l)
+        return
+    for call in (
+        lambda: lf.liquidation_prices("binance-usdm", s, e, q, leverage=l),
+        lambda: lf.liquidation_map(e, q, s, l, grid),
+        lambda: lf.liquidation_heatmap(e, q, s, l, np.zeros(10, dtype=np.int64), 1, grid),
+    ):
+        with pytest.raises(exc, match=words.replace("(", r"\(")):
+            call()
+
+
+@pytest.mark.parametrize("row", [0, 7, 99_999])
+@pytest.mark.parametrize("bad", [math.nan, -5.0, 0.0, math.inf])
+def test_batch_names_first_bad_row(row: int, bad: float) -> None:
+    n = 100_000  # large enough to run on several threads
+    e, q, s, l = arrays(n)
+    q = q.copy()
+    q[row] = bad
+    q[-1] = math.nan if row != n - 1 else q[-1]
+    with pytest.raises(lf.InvalidPositionError, match=f"position {row}: qty") as info:
+        lf.liquidation_prices("binance-usdm", s, e, q, leverage=l)
+    assert info.value.index == row
+    with pytest.raises(lf.InvalidPositionError) as info:
+        lf.liquidation_map(e, q, s, l, lf.grid_around(60_000))
+    assert info.value.index == row
+
+
+def test_batch_bad_side_and_leverage_rows() -> None:
+    e, q, s, l = arrays()
+    s = s.copy()
+    s[4] = 3
+    with pytest.raises(lf.InvalidPositionError, match="position 4: side"):
+        lf.liquidation_prices("binance-usdm", s, e, q, leverage=l)
+    e, q, s, l = arrays()
+    l = l.copy()
+    l[2] = 500
+    with pytest.raises(lf.LeverageTooHighError, match="position 2: leverage 500"):
+        lf.liquidation_map(e, q, s, l, lf.grid_around(60_000))
+
+
+def test_heatmap_errors() -> None:
+    e, q, s, l = arrays()
+    grid = lf.grid_around(60_000)
+    t = np.arange(10, dtype=np.int64)
+    with pytest.raises(lf.InvalidPositionError, match="position 5: time_index must be in"):
+        lf.liquidation_heatmap(e, q, s, l, t, 5, grid)
+    with pytest.raises(lf.InvalidPositionError, match="time_index"):
+        lf.liquidation_heatmap(e, q, s, l, t - 3, 10, grid)
+    with pytest.raises(lf.InvalidInputError, match="n_times must be a positive int"):
+        lf.liquidation_heatmap(e, q, s, l, t, 0, grid)
+    with pytest.raises(lf.GridError, match="exceeds the limit"):
+        lf.liquidation_heatmap(e, q, s, l, t, 100_000, lf.PriceGrid(0, 1000, 1))
+    with pytest.raises(lf.InvalidArrayError, match="time_index has 3 rows"):
+        lf.liquidation_heatmap(e, q, s, l, t[:3], 10, grid)
+
+
+@pytest.mark.parametrize(
+    "args,words",
+    [((10, 5, 1), "must be above lo"), ((0, 5, 0), "step must be > 0"), ((math.nan, 5, 1), "finite"),
+     ((-1, 5, 1), "lo must be >= 0"), ((0, 1e9, 1), "limit is 1000000")],
+)
+def test_grid_errors(args: tuple, words: str) -> None:
+    with pytest.raises(lf.GridError, match=words):
+        lf.PriceGrid(*args)
+
+
+def test_grid_helper_errors() -> None:
+    with pytest.raises(lf.GridError):
+        lf.grid_step(0)
+    with pytest.raises(lf.InvalidInputError):
+        lf.grid_around(100, span=2)
+
+
+def test_state_not_corrupted_by_errors() -> None:
+    # A failed call leaves cached models and the pool usable and results unchanged.
+    e, q, s, l = arrays(50_000)
+    grid = lf.grid_around(60_000)
+    good = lf.liquidation_map(e, q, s, l, grid).long.copy()
+    bad = q.copy()
+    bad[123] = -1
+    with pytest.raises(lf.InvalidPositionError):
+        lf.liquidation_map(e, bad, s, l, grid)
+    np.testing.assert_array_equal(lf.liquidation_map(e, q, s, l, grid).long, good)
+
+
+def test_margin_model_construction_errors() -> None:
+    with pytest.raises(lf.UnknownVenueError):
+        _core.MarginModel("nope", "standard", 1.0, 0.0, "quote", [(0, math.inf, 0.01, 0, 10)])
+    with pytest.raises(lf.InvalidInputError, match="no formula"):
+        _core.MarginModel("binance-usdm", "nope", 1.0, 0.0, "quote", [(0, math.inf, 0.01, 0, 10)])
+    with pytest.raises(lf.InvalidTierTableError, match="tier unit"):
+        _core.MarginModel("binance-usdm", "standard", 1.0, 0.0, "usd", [(0, math.inf, 0.01, 0, 10)])
+    with pytest.raises(lf.InvalidTierTableError, match="contiguous"):
+        _core.MarginModel("binance-usdm", "standard", 1.0, 0.0, "quote", [(0, 10, 0.01, 0, 10), (11, math.inf, 0.02, 0, 5)])
+    with pytest.raises(lf.InvalidInputError, match="contract_size must be finite and > 0"):
+        _core.MarginModel("binance-usdm", "standard", 0.0, 0.0, "quote", [(0, math.inf, 0.01, 0, 10)])
