@@ -3,10 +3,12 @@
 //! (behind the `python` feature) knows about Python and numpy.
 
 pub mod aggregate;
+pub mod book;
 pub mod error;
 mod fast;
 pub mod grid;
 pub mod margin;
+pub mod model;
 pub mod pool;
 pub mod probe;
 pub mod tiers;
@@ -14,6 +16,8 @@ pub mod venues;
 
 #[cfg(feature = "python")]
 mod py;
+#[cfg(feature = "python")]
+mod py_model;
 
 #[cfg(test)]
 mod vectors;

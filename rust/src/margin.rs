@@ -125,7 +125,7 @@ impl MarginModel {
         Ok(Self::build(rules, contract_size, fee_rate, table, false))
     }
 
-    fn build(rules: MarginRules, contract_size: f64, fee_rate: f64, table: TierTable, overridden: bool) -> Self {
+    pub(crate) fn build(rules: MarginRules, contract_size: f64, fee_rate: f64, table: TierTable, overridden: bool) -> Self {
         let fee_in = if rules.fee_mode == FeeMode::InMaintenance { fee_rate } else { 0.0 };
         let terms = table
             .tiers()
@@ -455,6 +455,16 @@ impl MarginModel {
             k = if dir < 0 { k - 1 } else { k + 1 };
         }
         f64::NAN
+    }
+
+    /// Highest leverage the venue allows for `qty` opened at `entry` (the entry tier's cap;
+    /// unbounded for models with explicit overrides).
+    #[must_use]
+    pub fn max_leverage_at(&self, qty: f64, entry: f64) -> f64 {
+        if self.overridden {
+            return f64::INFINITY;
+        }
+        self.terms[self.tier_index(self.size(qty), qty, entry)].max_leverage
     }
 
     /// Index of the tier that applies to `qty` at `price`.

@@ -676,6 +676,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(py_hedge_liquidation_price, m)?)?;
     m.add_function(wrap_pyfunction!(py_thread_count, m)?)?;
     m.add_function(wrap_pyfunction!(py_stream_read, m)?)?;
+    crate::py_model::register(m)?;
     m.add_function(wrap_pyfunction!(py_reset_pool_after_fork, m)?)?;
     Ok(())
 }

@@ -1,0 +1,60 @@
+"""`liqfast backtest`: score the model against realized liquidations, beside the baselines."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from typing import Any
+
+from .. import venues
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("backtest", help="score predicted vs realized liquidations per bar (with baselines)")
+    p.add_argument("--bars", required=True, help="CSV(.gz): ts_ms,open,high,low,close,oi_close_usd[,taker_net_base]")
+    p.add_argument("--realized", required=True, help="CSV(.gz): ts_ms,long_usd,short_usd")
+    p.add_argument("--profile", help="profile from `liqfast calibrate` (parameters and scale)")
+    p.add_argument("--venue", default=None, choices=venues(), help="venue of the bars (default: profile's or binance-usdm)")
+    p.add_argument("--symbol", default=None)
+    p.add_argument("--score-from", type=int, default=None, metavar="TS_MS", help="earlier bars only build the book (warm-up)")
+    p.add_argument("--json", action="store_true", help="print the scores as one JSON object")
+    p.add_argument("--plot", metavar="PNG", help="write a plot of predicted vs realized")
+    p.set_defaults(func=run)
+
+
+def _fmt(v: float) -> str:
+    return "   —" if not math.isfinite(v) else f"{v:6.3f}"
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..backtest import backtest, plot
+    from ..calibrate import load_profile
+    from ..model import Bars, read_realized
+
+    params, scale, venue, symbol = None, 1.0, args.venue or "binance-usdm", args.symbol or "BTC"
+    if args.profile:
+        prof = load_profile(args.profile)
+        params, venue, symbol = prof.params, args.venue or prof.venue, args.symbol or prof.symbol
+        scale = prof.scale.get(venue, 1.0)
+    bars = Bars.from_csv(args.bars)
+    report = backtest(bars, read_realized(args.realized), params=params, venue=venue, symbol=symbol, scale=scale,
+                      score_from=args.score_from)
+    series = report.pop("series")
+    if args.plot:
+        report["series"] = series
+        plot(report, args.plot)
+        report.pop("series")
+    if args.json:
+        print(json.dumps(report, allow_nan=True))
+        return 0
+    print(f"{report['bars_scored']} bars scored ({report['gaps']} gaps in the series), venue {venue}, scale {scale:.4g}")
+    print(f"{'predictor':12} {'side':6} {'spearman':>9} {'top10%hit':>9} {'capture':>9} {'pred/real':>9}")
+    for name in ("model", "wick_oi", "return_oi"):
+        for side in ("long", "short"):
+            s = report[name][side]
+            print(f"{name:12} {side:6} {_fmt(s['spearman']):>9} {_fmt(s['top_decile_hit']):>9} {_fmt(s['capture']):>9} {_fmt(s['ratio']):>9}")
+    if args.plot:
+        print(f"plot written to {args.plot}", file=sys.stderr)
+    return 0

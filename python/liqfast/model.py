@@ -1,0 +1,453 @@
+"""The estimation model: from bars of price and open interest to liquidation maps over time.
+
+Exchanges do not publish positions, so the model infers them. Per bar and venue (all in the
+Rust core, see ``rust/src/model.rs``):
+
+1. the bar's low liquidates every long cohort whose liquidation price it reaches and its high
+   every short — that is the bar's *predicted liquidation*;
+2. a share of the book closes (``turnover_per_hour``, faster for high leverage:
+   ``× (leverage/10)^turnover_leverage_exponent``) and decays (``decay_per_hour``);
+3. the book is brought to the bar's closing open interest on both sides (every contract has a
+   long and a short): a drop closes all cohorts pro rata; a rise, and the turnover, opens new
+   cohorts at entries from the bar (``entry_rule``) for each point of the leverage mix (spread
+   log-normally by ``leverage_spread``), with the venue's exact liquidation price for a
+   ``position_usd`` position; new cohorts whose liquidation the bar itself crossed are partly
+   (``intrabar``) liquidated within the bar.
+
+Predicted USD = model notional × the venue's ``scale`` (fit by ``liqfast calibrate``: OI of one
+venue stands for liquidations that happen on several) × the venue's weight.
+
+Bars: ``ts_ms`` (bar open, UTC ms, strictly increasing), ``open/high/low/close`` (> 0, low ≤
+open, close ≤ high), ``oi_close_usd`` (single-sided OI at bar close, ≥ 0; empty/NaN = unknown,
+the book keeps its size), optional ``taker_net_base``. Bad bars raise ``InvalidBarsError``
+naming the bar; gaps (a step longer than the bar interval) are marked in the output, never
+interpolated: the bar after a gap only sweeps its own range.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+from . import _core
+from .errors import InvalidBarsError, InvalidInputError
+from .maps import grid_step
+from .venues import margin_models
+
+__all__ = [
+    "Bars",
+    "Heatmap",
+    "LiveModel",
+    "ModelParams",
+    "ReplayResult",
+    "WINDOWS",
+    "auto_grid",
+    "auto_resolution",
+    "replay",
+]
+
+F64 = npt.NDArray[np.float64]
+
+
+class ModelParams(msgspec.Struct, frozen=True, kw_only=True):
+    """Every free choice of the model, with its default. Load/save with msgspec JSON."""
+
+    #: (leverage, weight) pairs; weights are normalised. Default: 5x 15 %, 10x 30 %, 25x 25 %,
+    #: 50x 20 %, 100x 10 %.
+    leverage_mix: tuple[tuple[float, float], ...] = ((5.0, 0.15), (10.0, 0.30), (25.0, 0.25), (50.0, 0.20), (100.0, 0.10))
+    #: σ of ln(leverage) around each mix point (real traders do not all pick exactly 10x).
+    leverage_spread: float = 0.2
+    #: Points per mix leverage when spread.
+    leverage_points: int = 7
+    #: "typical" ((h+l+c)/3), "close", "range" (``entry_points`` over [low, high]) or
+    #: "profile" (the bar's trade volume by price; range without it).
+    entry_rule: Literal["typical", "close", "range", "profile"] = "range"
+    entry_points: int = 3
+    #: "even": both sides fully leveraged; "taker": the passive side of the net taker flow is
+    #: hedged (never liquidated) in proportion ``taker_tilt × |flow share|``.
+    side_rule: Literal["even", "taker"] = "even"
+    taker_tilt: float = 0.5
+    #: Share of positions (at 10x) closed and re-opened per hour.
+    turnover_per_hour: float = 0.05
+    #: Turnover × (leverage/10)^this: high leverage is held for shorter.
+    turnover_leverage_exponent: float = 0.5
+    #: Share of the book vanishing per hour without re-opening.
+    decay_per_hour: float = 0.0
+    #: Share of new positions already crossed by their own bar that liquidate within it.
+    intrabar: float = 0.5
+    #: Representative position (USD) used to pick the maintenance tier.
+    position_usd: float = 10_000.0
+    #: Cohorts below this share of their band's notional are dropped.
+    prune_below: float = 1e-9
+
+    def to_core(self) -> dict[str, Any]:
+        d: dict[str, Any] = msgspec.structs.asdict(self)
+        d["leverage_mix"] = [tuple(x) for x in self.leverage_mix]
+        return d
+
+
+def _f64(x: Any, n: int, name: str) -> F64:
+    if x is None:
+        return np.full(n, np.nan)
+    a = np.ascontiguousarray(x, dtype=np.float64)
+    if a.shape != (n,):
+        raise InvalidBarsError(f"{name} has shape {a.shape}, expected ({n},)")
+    return a
+
+
+@dataclass(frozen=True)
+class Bars:
+    """Bar series of one venue (columns as numpy arrays; validated on construction)."""
+
+    ts_ms: npt.NDArray[np.int64]
+    open: F64
+    high: F64
+    low: F64
+    close: F64
+    oi_close_usd: F64
+    taker_net_base: F64
+
+    @classmethod
+    def of(
+        cls,
+        ts_ms: Any,
+        open: Any,
+        high: Any,
+        low: Any,
+        close: Any,
+        oi_close_usd: Any = None,
+        taker_net_base: Any = None,
+    ) -> Bars:
+        ts = np.ascontiguousarray(ts_ms, dtype=np.int64)
+        if ts.ndim != 1:
+            raise InvalidBarsError(f"ts_ms must be 1-D, got shape {ts.shape}")
+        n = len(ts)
+        b = cls(ts, _f64(open, n, "open"), _f64(high, n, "high"), _f64(low, n, "low"), _f64(close, n, "close"),
+                _f64(oi_close_usd, n, "oi_close_usd"), _f64(taker_net_base, n, "taker_net_base"))
+        _core.check_bars(b.ts_ms, b.open, b.high, b.low, b.close, b.oi_close_usd, b.taker_net_base)
+        return b
+
+    @classmethod
+    def from_csv(cls, path: str | Path) -> Bars:
+        """Read ``ts_ms,open,high,low,close,oi_close_usd[,taker_net_base]`` (plain or .gz)."""
+        cols = _read_csv(path, ["ts_ms", "open", "high", "low", "close", "oi_close_usd"], ["taker_net_base"])
+        return cls.of(cols["ts_ms"].astype(np.int64), cols["open"], cols["high"], cols["low"], cols["close"],
+                      cols["oi_close_usd"], cols.get("taker_net_base"))
+
+    def __len__(self) -> int:
+        return len(self.ts_ms)
+
+    def interval_ms(self) -> int:
+        """The bar interval: the most common step between bars."""
+        if len(self.ts_ms) < 2:
+            return 3_600_000
+        steps, counts = np.unique(np.diff(self.ts_ms), return_counts=True)
+        return int(steps[np.argmax(counts)])
+
+    def slice(self, start: int, stop: int) -> Bars:
+        return Bars(*(np.ascontiguousarray(getattr(self, f)[start:stop]) for f in
+                      ("ts_ms", "open", "high", "low", "close", "oi_close_usd", "taker_net_base")))
+
+    def columns(self) -> tuple[Any, ...]:
+        return (self.ts_ms, self.open, self.high, self.low, self.close, self.oi_close_usd, self.taker_net_base)
+
+
+def _read_csv(path: str | Path, required: list[str], optional: list[str]) -> dict[str, F64]:
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as e:
+        raise InvalidInputError(f"cannot read {p}: {e.strerror}") from None
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as e:
+            raise InvalidBarsError(f"{p}: corrupt gzip ({e})") from None
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError:
+        raise InvalidBarsError(f"{p}: not UTF-8 text") from None
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if header is None:
+        raise InvalidBarsError(f"{p}: empty file")
+    header = [h.strip() for h in header]
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise InvalidBarsError(f"{p}: missing column(s) {', '.join(missing)} (header: {','.join(header)})")
+    want = [c for c in required + optional if c in header]
+    idx = [header.index(c) for c in want]
+    rows: list[list[float]] = []
+    for line, row in enumerate(reader, start=2):
+        if not row:
+            continue
+        try:
+            rows.append([float(row[i]) if i < len(row) and row[i].strip() != "" else math.nan for i in idx])
+        except ValueError as e:
+            err = InvalidBarsError(f"{p}:{line}: {e}")
+            err.index = line - 2
+            raise err from None
+    arr = np.array(rows, dtype=np.float64).reshape(len(rows), len(want))
+    return {c: np.ascontiguousarray(arr[:, j]) for j, c in enumerate(want)}
+
+
+def read_realized(path: str | Path) -> tuple[npt.NDArray[np.int64], F64, F64]:
+    """Realized liquidations ``ts_ms,long_usd,short_usd`` (plain or .gz)."""
+    cols = _read_csv(path, ["ts_ms", "long_usd", "short_usd"], [])
+    ts = cols["ts_ms"].astype(np.int64)
+    if np.any(np.diff(ts) <= 0):
+        i = int(np.argmax(np.diff(ts) <= 0)) + 1
+        err = InvalidBarsError(f"{path}: realized timestamps must increase (row {i})")
+        err.index = i
+        raise err
+    for name in ("long_usd", "short_usd"):
+        v = cols[name]
+        bad = ~np.isfinite(v) | (v < 0)
+        if bad.any():
+            i = int(np.argmax(bad))
+            err = InvalidBarsError(f"{path}: {name} must be finite and >= 0 (row {i}: {v[i]})")
+            err.index = i
+            raise err
+    return ts, cols["long_usd"], cols["short_usd"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Windows, grids, time resolution
+# ---------------------------------------------------------------------------------------------
+
+#: Heatmap windows (ms).
+WINDOWS: dict[str, int] = {
+    "12h": 12 * 3_600_000,
+    "24h": 24 * 3_600_000,
+    "3d": 3 * 86_400_000,
+    "7d": 7 * 86_400_000,
+    "30d": 30 * 86_400_000,
+    "90d": 90 * 86_400_000,
+    "180d": 180 * 86_400_000,
+    "1y": 365 * 86_400_000,
+}
+
+_RESOLUTIONS_MS = [60_000 * m for m in (1, 5, 15, 30, 60, 120, 240, 480, 720, 1440)]
+
+
+def auto_resolution(window_ms: int, bar_ms: int, max_columns: int = 500) -> int:
+    """Column width (a multiple of the bar interval) giving at most ``max_columns`` columns."""
+    for r in _RESOLUTIONS_MS:
+        if r >= bar_ms and r % bar_ms == 0 and window_ms / r <= max_columns:
+            return r
+    return max(bar_ms, int(math.ceil(window_ms / max_columns / bar_ms)) * bar_ms)
+
+
+def auto_grid(low: float, high: float, *, max_buckets: int = 2_000, venue: str | None = None, symbol: str | None = None) -> _core.PriceGrid:
+    """A grid covering the window's price range with room for the liquidation levels below
+    and above it (±25 %), with a round step of about 0.05 % of price, coarsened to at most
+    ``max_buckets`` buckets."""
+    if not (0 < low <= high and math.isfinite(high)):
+        raise InvalidInputError(f"bad price range [{low}, {high}]")
+    lo, hi = low * 0.75, high * 1.25
+    step = grid_step((low + high) / 2, venue=venue, symbol=symbol)
+    while (hi - lo) / step > max_buckets:
+        step = _next_round(step)
+    lo = math.floor(lo / step) * step
+    hi = math.ceil(hi / step) * step
+    return _core.PriceGrid(lo, hi, step)
+
+
+def _next_round(step: float) -> float:
+    e = 10 ** math.floor(math.log10(step))
+    for m in (2, 2.5, 5, 10):
+        if m * e > step * (1 + 1e-9):
+            return m * e
+    return 10 * e
+
+
+# ---------------------------------------------------------------------------------------------
+# Replay
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Heatmap:
+    """Live liquidation notional over time: ``long[i, k]`` / ``short[i, k]`` = USD that would be
+    liquidated at bucket k of ``grid`` at the end of column i, which covers
+    ``[ts_ms[i], ts_ms[i] + resolution_ms)``."""
+
+    ts_ms: npt.NDArray[np.int64]
+    grid: _core.PriceGrid
+    long: F64
+    short: F64
+    resolution_ms: int
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    """Per-bar predicted liquidations (USD) on the merged timeline, flags and the heatmap."""
+
+    ts_ms: npt.NDArray[np.int64]
+    long_usd: F64
+    short_usd: F64
+    gap: npt.NDArray[np.bool_]
+    warmup: npt.NDArray[np.bool_]
+    heatmap: Heatmap | None
+    model: LiveModel = field(repr=False)
+
+    def map_at(self, i: int) -> tuple[F64, F64]:
+        """The live map of heatmap column ``i`` (long, short)."""
+        if self.heatmap is None:
+            raise InvalidInputError("replay was run without a grid")
+        return self.heatmap.long[i], self.heatmap.short[i]
+
+
+class LiveModel:
+    """The model for incremental use: one book per venue, updated bar by bar (from ingestion or
+    a replay), with maps, evidence and checkpoints."""
+
+    def __init__(
+        self,
+        venues: Iterable[str] = ("binance-usdm",),
+        *,
+        params: ModelParams | None = None,
+        symbol: str = "BTC",
+        bar_ms: int | Mapping[str, int] = 300_000,
+        scale: float | Mapping[str, float] = 1.0,
+        weights: Mapping[str, float] | None = None,
+    ) -> None:
+        self.params = params or ModelParams()
+        self.symbol = symbol
+        self.venues = list(venues)
+        if not self.venues or len(set(self.venues)) != len(self.venues):
+            raise InvalidInputError("venues must be a non-empty list of distinct venue ids")
+        self._core = _core.Model(self.params.to_core())
+        for v in self.venues:
+            models, since = margin_models(v, symbol)
+            ms = bar_ms[v] if isinstance(bar_ms, Mapping) else bar_ms
+            self._core.add_venue(models, since, int(ms))
+        self.scale = {v: float(scale[v] if isinstance(scale, Mapping) else scale) for v in self.venues}
+        self.weights = {v: float((weights or {}).get(v, 1.0)) for v in self.venues}
+
+    def _scales(self) -> list[float]:
+        return [self.scale[v] * self.weights[v] for v in self.venues]
+
+    def index(self, venue: str) -> int:
+        try:
+            return self.venues.index(venue)
+        except ValueError:
+            raise InvalidInputError(f"venue {venue!r} is not in this model ({', '.join(self.venues)})") from None
+
+    def step(self, venue: str, ts_ms: int, open: float, high: float, low: float, close: float, oi_close_usd: float,
+             taker_net_base: float = math.nan, profile: list[tuple[float, float]] | None = None) -> tuple[float, float, bool]:
+        """One bar of one venue; returns predicted (long_usd, short_usd, gap) for it."""
+        v = self.index(venue)
+        lg, sh, gap, warm = self._core.step(v, ts_ms, open, high, low, close, oi_close_usd, taker_net_base, profile)
+        k = self.scale[venue] * self.weights[venue]
+        return (0.0 if warm else lg * k, 0.0 if warm else sh * k, gap)
+
+    def map(self, grid: _core.PriceGrid, *, venue: str | None = None, side: Literal["long", "short"] | None = None,
+            leverage: tuple[float, float] = (0.0, math.inf)) -> tuple[F64, F64]:
+        """The live liquidation map (USD per bucket) now, optionally filtered."""
+        v = None if venue is None else self.index(venue)
+        return self._core.snapshot(grid, self._scales(), v, side, leverage[0], leverage[1])
+
+    def evidence(self, venue: str, side: Literal["long", "short"], price: float, usd: float, tolerance: float = 0.002) -> float:
+        """A realized liquidation reported by ``venue``: remove matching mass near ``price``.
+        ``usd`` is real USD; it is converted to model notional with the venue's scale."""
+        k = self.scale[venue] * self.weights[venue]
+        return self._core.evidence(self.index(venue), side, price, usd / k if k else usd, tolerance) * k
+
+    def cohorts(self, venue: str) -> dict[str, Any]:
+        return self._core.cohorts(self.index(venue))
+
+    def checkpoint(self) -> bytes:
+        head = msgspec.json.encode({"params": self.params, "symbol": self.symbol, "venues": self.venues,
+                                    "scale": self.scale, "weights": self.weights})
+        return len(head).to_bytes(4, "little") + head + self._core.checkpoint()
+
+    @classmethod
+    def restore(cls, data: bytes) -> LiveModel:
+        from .errors import CheckpointError
+
+        if len(data) < 4:
+            raise CheckpointError("cannot restore checkpoint: truncated")
+        n = int.from_bytes(data[:4], "little")
+        try:
+            head = msgspec.json.decode(data[4:4 + n])
+            params = msgspec.convert(head["params"], ModelParams)
+        except (msgspec.DecodeError, msgspec.ValidationError, KeyError, TypeError) as e:
+            raise CheckpointError(f"cannot restore checkpoint: bad header ({e})") from None
+        self = cls.__new__(cls)
+        self.params = params
+        self.symbol = head["symbol"]
+        self.venues = list(head["venues"])
+        self.scale = dict(head["scale"])
+        self.weights = dict(head["weights"])
+        self._core = _core.Model.restore(data[4 + n:])
+        return self
+
+
+def replay(
+    bars: Bars | Mapping[str, Bars],
+    *,
+    params: ModelParams | None = None,
+    venue: str = "binance-usdm",
+    symbol: str = "BTC",
+    scale: float | Mapping[str, float] = 1.0,
+    weights: Mapping[str, float] | None = None,
+    grid: _core.PriceGrid | Literal["auto"] | None = "auto",
+    window: str | int | None = None,
+    resolution_ms: int | None = None,
+    leverage: tuple[float, float] = (0.0, math.inf),
+) -> ReplayResult:
+    """Replay bar series (one venue, or ``{venue: Bars}``) through the model.
+
+    Returns per-bar predicted liquidations on the merged timeline and, unless ``grid=None``,
+    the heatmap: a column per ``resolution_ms`` of time, aligned to its multiples and taken
+    after that interval's last bar (default: automatic for ``window`` or the span, ≤ 500
+    columns) on ``grid`` (default: automatic from the price range, ≤ 2,000
+    buckets). ``window`` ("12h" … "1y" or ms) keeps only the heatmap columns inside the last
+    ``window`` of the series (the book is still built from all bars). ``leverage`` filters the
+    heatmap to leverage points within the range.
+    """
+    series = dict(bars) if isinstance(bars, Mapping) else {venue: bars}
+    if not series:
+        raise InvalidInputError("no bars")
+    for v, b in series.items():
+        if not isinstance(b, Bars):
+            raise InvalidInputError(f"bars for {v} must be a liqfast.model.Bars")
+    names = list(series)
+    bar_ms = {v: series[v].interval_ms() for v in names}
+    live = LiveModel(names, params=params, symbol=symbol, bar_ms=bar_ms, scale=scale, weights=weights)
+    all_ts = np.unique(np.concatenate([series[v].ts_ms for v in names]))
+    span = int(all_ts[-1] - all_ts[0]) + min(bar_ms.values()) if len(all_ts) else 0
+    if isinstance(window, str) and window not in WINDOWS:
+        raise InvalidInputError(f"window must be one of {', '.join(WINDOWS)}, got {window!r}")
+    win = WINDOWS[window] if isinstance(window, str) else (window or span)
+    step_ms = min(bar_ms.values())
+    res = resolution_ms or auto_resolution(win, step_ms)
+    if res % step_ms:
+        raise InvalidInputError(f"resolution_ms {res} must be a multiple of the bar interval {step_ms}")
+    g: _core.PriceGrid | None
+    if grid == "auto":
+        start = all_ts[-1] - win if len(all_ts) else 0
+        lows = np.concatenate([series[v].low[series[v].ts_ms >= start] for v in names])
+        highs = np.concatenate([series[v].high[series[v].ts_ms >= start] for v in names])
+        g = auto_grid(float(lows.min()), float(highs.max()), venue=names[0], symbol=symbol) if len(lows) else None
+    else:
+        g = grid
+    out = live._core.replay([series[v].columns() for v in names], live._scales(), g, res, leverage[0], leverage[1])
+    heat = None
+    if g is not None and "heatmap_at" in out:
+        at = out["heatmap_at"]
+        col_ts = (out["ts_ms"][at] // res) * res
+        keep = col_ts >= (out["ts_ms"][-1] - win) if len(at) else np.zeros(0, bool)
+        heat = Heatmap(col_ts[keep], g, out["heatmap_long"][keep], out["heatmap_short"][keep], res)
+    return ReplayResult(out["ts_ms"], out["long_usd"], out["short_usd"], out["gap"], out["warmup"], heat, live)

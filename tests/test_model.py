@@ -1,0 +1,240 @@
+"""The estimation model: Rust replay against the straightforward numpy reference, invariants,
+bad bars, heatmap replay, checkpoints, evidence, multi-venue aggregation."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import liqfast as lf
+from liqfast.model import Bars, LiveModel, ModelParams, auto_grid, auto_resolution, replay
+from model_reference import ReferenceModel
+
+H = 3_600_000
+
+
+def synthetic_bars(n: int = 400, seed: int = 0, bar_ms: int = H, vol: float = 0.006, price: float = 60_000.0) -> Bars:
+    """A random walk with occasional jumps and an OI path that trends, drops on jumps and
+    recovers — enough to exercise consumption, pro-rata closing and opening."""
+    rng = np.random.default_rng(seed)
+    ret = rng.normal(0, vol, n) + np.where(rng.random(n) < 0.03, rng.normal(0, 5 * vol, n), 0)
+    close = price * np.exp(np.cumsum(ret))
+    open_ = np.r_[price, close[:-1]]
+    wick = np.abs(rng.normal(0, vol, (2, n))) * close
+    high = np.maximum(open_, close) + wick[0]
+    low = np.minimum(open_, close) - wick[1]
+    oi = 5e9 * np.exp(np.cumsum(rng.normal(0.0005, 0.01, n) - 3 * np.abs(np.minimum(ret, 0)) * (np.abs(ret) > 2 * vol)))
+    ts = 1_750_000_000_000 + np.arange(n, dtype=np.int64) * bar_ms
+    taker = rng.normal(0, 50, n)
+    return Bars.of(ts, open_, high, low, close, oi, taker)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        ModelParams(prune_below=0.0),
+        ModelParams(prune_below=0.0, entry_rule="typical", leverage_spread=0.0, turnover_per_hour=0.0, intrabar=0.0),
+        ModelParams(prune_below=0.0, entry_rule="close", turnover_per_hour=0.2, turnover_leverage_exponent=1.0, decay_per_hour=0.01),
+        ModelParams(prune_below=0.0, entry_points=5, intrabar=1.0, leverage_mix=((3.0, 1.0), (125.0, 1.0))),
+    ],
+)
+def test_replay_matches_reference(params: ModelParams) -> None:
+    bars = synthetic_bars(300, seed=2)
+    res = replay(bars, params=params, grid=None)
+    ref = ReferenceModel(params)
+    pl, ps = ref.replay(bars)
+    live = ~res.warmup
+    np.testing.assert_allclose(res.long_usd[live], pl[live], rtol=1e-7, atol=1e-3)
+    np.testing.assert_allclose(res.short_usd[live], ps[live], rtol=1e-7, atol=1e-3)
+    assert res.long_usd[live].sum() > 0 and res.short_usd[live].sum() > 0
+    got = res.model._core.side_usd(0)
+    assert got == pytest.approx((ref.side_usd(0), ref.side_usd(1)), rel=1e-9)
+
+
+def test_book_tracks_open_interest_on_both_sides() -> None:
+    bars = synthetic_bars(200, seed=3)
+    live = LiveModel(bar_ms=H)
+    for i in range(len(bars)):
+        live.step("binance-usdm", int(bars.ts_ms[i]), bars.open[i], bars.high[i], bars.low[i], bars.close[i], bars.oi_close_usd[i])
+        lg, sh = live._core.side_usd(0)
+        assert lg == pytest.approx(bars.oi_close_usd[i], rel=1e-9)
+        assert sh == pytest.approx(bars.oi_close_usd[i], rel=1e-9)
+
+
+def test_unknown_oi_keeps_the_book() -> None:
+    bars = synthetic_bars(50, seed=4)
+    live = LiveModel(bar_ms=H, params=ModelParams(turnover_per_hour=0.0))
+    for i in range(10):
+        live.step("binance-usdm", int(bars.ts_ms[i]), bars.open[i], bars.high[i], bars.low[i], bars.close[i], bars.oi_close_usd[i])
+    before = live._core.side_usd(0)
+    i = 10
+    # A quiet bar inside the previous range with no OI: nothing opens or closes.
+    c = bars.close[i - 1]
+    live.step("binance-usdm", int(bars.ts_ms[i]), c, c * 1.0001, c * 0.9999, c, math.nan)
+    after = live._core.side_usd(0)
+    assert after[0] <= before[0] and after[1] <= before[1]
+
+
+def test_checkpoint_restore_is_bit_exact() -> None:
+    bars = synthetic_bars(300, seed=5)
+    first, rest = bars.slice(0, 150), bars.slice(150, 300)
+    a = LiveModel(bar_ms=H, scale=0.2)
+    b = LiveModel(bar_ms=H, scale=0.2)
+    for live in (a, b):
+        for i in range(len(first)):
+            live.step("binance-usdm", int(first.ts_ms[i]), first.open[i], first.high[i], first.low[i], first.close[i],
+                      first.oi_close_usd[i], first.taker_net_base[i])
+    blob = a.checkpoint()
+    c = LiveModel.restore(blob)
+    assert c.checkpoint() == blob
+    outs = {id(m): [] for m in (b, c)}
+    for m in (b, c):
+        for i in range(len(rest)):
+            outs[id(m)].append(m.step("binance-usdm", int(rest.ts_ms[i]), rest.open[i], rest.high[i], rest.low[i], rest.close[i],
+                                       rest.oi_close_usd[i], rest.taker_net_base[i]))
+    assert outs[id(b)] == outs[id(c)]
+    assert b.checkpoint() == c.checkpoint()
+
+
+@pytest.mark.parametrize("cut", [3, 17, 100, -9])
+def test_corrupt_checkpoints_are_rejected(cut: int) -> None:
+    bars = synthetic_bars(50, seed=6)
+    live = replay(bars, grid=None).model
+    blob = bytearray(live.checkpoint())
+    if cut > 0:
+        blob[len(blob) // 2 + cut] ^= 0xFF
+    else:
+        blob = blob[:cut]
+    with pytest.raises(lf.CheckpointError):
+        LiveModel.restore(bytes(blob))
+    with pytest.raises(lf.CheckpointError):
+        LiveModel.restore(b"\x05\x00")
+
+
+@pytest.mark.parametrize(
+    "mutate,words",
+    [
+        (lambda c: c["ts"].__setitem__(5, c["ts"][4]), "bar 5: timestamps must increase.*duplicate"),
+        (lambda c: c["ts"].__setitem__(5, c["ts"][3]), "bar 5: timestamps must increase.*out of order"),
+        (lambda c: c["high"].__setitem__(7, c["low"][7] * 0.9), "bar 7: high .* is below low"),
+        (lambda c: c["open"].__setitem__(2, math.nan), "bar 2: open must be finite"),
+        (lambda c: c["close"].__setitem__(2, -1.0), "bar 2: close must be finite and > 0"),
+        (lambda c: c["oi"].__setitem__(9, -5.0), "bar 9: oi_close_usd must be >= 0"),
+        (lambda c: c["open"].__setitem__(3, c["high"][3] * 1.5), "bar 3: open .* is outside"),
+    ],
+)
+def test_bad_bars(mutate, words) -> None:  # type: ignore[no-untyped-def]
+    b = synthetic_bars(20, seed=7)
+    cols = {"ts": b.ts_ms.copy(), "open": b.open.copy(), "high": b.high.copy(), "low": b.low.copy(), "close": b.close.copy(), "oi": b.oi_close_usd.copy()}
+    mutate(cols)
+    with pytest.raises(lf.InvalidBarsError, match=words) as info:
+        Bars.of(cols["ts"], cols["open"], cols["high"], cols["low"], cols["close"], cols["oi"])
+    assert info.value.index is not None
+
+
+def test_gaps_are_marked_not_filled() -> None:
+    b = synthetic_bars(60, seed=8)
+    keep = np.r_[0:20, 25:60]  # five bars missing
+    g = Bars.of(b.ts_ms[keep], b.open[keep], b.high[keep], b.low[keep], b.close[keep], b.oi_close_usd[keep])
+    res = replay(g, grid=None)
+    assert res.gap.tolist().count(True) == 1 and res.gap[20]
+    assert len(res.ts_ms) == 55  # nothing interpolated
+
+
+def test_csv_round_trip_and_errors(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import gzip
+
+    b = synthetic_bars(30, seed=9)
+    lines = ["ts_ms,open,high,low,close,oi_close_usd,taker_net_base"]
+    lines += [f"{t},{o},{h},{lo},{c},{oi}," for t, o, h, lo, c, oi in zip(b.ts_ms, b.open, b.high, b.low, b.close, b.oi_close_usd)]
+    p = tmp_path / "bars.csv.gz"
+    p.write_bytes(gzip.compress("\n".join(lines).encode()))
+    r = Bars.from_csv(p)
+    np.testing.assert_array_equal(r.close, b.close)
+    assert np.isnan(r.taker_net_base).all()
+    bad = tmp_path / "bad.csv"
+    bad.write_text("ts_ms,open,high,low,close,oi_close_usd\n1,2,3,1,2,5\n2,x,3,1,2,5\n")
+    with pytest.raises(lf.InvalidBarsError, match=r"bad.csv:3"):
+        Bars.from_csv(bad)
+    missing = tmp_path / "missing.csv"
+    missing.write_text("ts_ms,open,high\n1,2,3\n")
+    with pytest.raises(lf.InvalidBarsError, match="missing column"):
+        Bars.from_csv(missing)
+    with pytest.raises(lf.InvalidInputError, match="cannot read"):
+        Bars.from_csv(tmp_path / "nope.csv")
+
+
+def test_heatmap_replay_windows_and_filters() -> None:
+    b = synthetic_bars(24 * 10, seed=10)
+    res = replay(b, window="3d")
+    h = res.heatmap
+    assert h is not None and h.resolution_ms == auto_resolution(3 * 86_400_000, H)
+    assert h.long.shape == (len(h.ts_ms), len(h.grid)) and len(h.ts_ms) <= 72
+    assert h.ts_ms[0] >= b.ts_ms[-1] - 3 * 86_400_000
+    # The last column is the live map now: equal to an exact snapshot on the same grid.
+    snap_l, snap_s = res.model.map(h.grid)
+    np.testing.assert_allclose(h.long[-1], snap_l, rtol=1e-6, atol=1e-3)
+    np.testing.assert_allclose(h.short[-1], snap_s, rtol=1e-6, atol=1e-3)
+    # Longs sit below the price, shorts above (no long liquidation above the last close).
+    centers = h.grid.centers()
+    assert h.long[-1][centers > b.high[-1] * 1.0001].sum() == 0
+    # Leverage filters partition the map.
+    lo = replay(b, window="3d", leverage=(0, 20)).heatmap
+    hi = replay(b, window="3d", leverage=(20.0001, math.inf)).heatmap
+    assert lo is not None and hi is not None
+    np.testing.assert_allclose(lo.long + hi.long, h.long, rtol=1e-6, atol=1e-3)
+    with pytest.raises(lf.InvalidInputError, match="window must be one of"):
+        replay(b, window="2w")
+
+
+def test_auto_grid() -> None:
+    g = auto_grid(60_000, 70_000)
+    assert g.lo <= 45_000 and g.hi >= 87_500 and len(g) <= 2_000
+    assert lf.model.auto_resolution(12 * H, 300_000) == 300_000
+    assert lf.model.auto_resolution(365 * 86_400_000, H) == 86_400_000
+
+
+def test_evidence_removes_mass_near_price() -> None:
+    b = synthetic_bars(100, seed=11)
+    live = replay(b, grid=None, scale=0.5).model
+    before = live._core.side_usd(0)[0]
+    price = float(np.median(live.cohorts("binance-usdm")["liq"][live.cohorts("binance-usdm")["side"] > 0]))
+    removed = live.evidence("binance-usdm", "long", price, 1e6, tolerance=0.01)
+    assert 0 < removed <= 1e6 + 1e-6
+    assert live._core.side_usd(0)[0] == pytest.approx(before - removed / 0.5, rel=1e-9)
+    with pytest.raises(lf.InvalidInputError):
+        live.evidence("binance-usdm", "long", -1, 1)
+    with pytest.raises(lf.InvalidInputError):
+        live.evidence("binance-usdm", "sideways", 1, 1)  # type: ignore[arg-type]
+
+
+def test_multi_venue_aggregation_with_weights() -> None:
+    a, b = synthetic_bars(120, seed=12), synthetic_bars(120, seed=13)
+    one_a = replay(a, venue="binance-usdm", grid=None)
+    one_b = replay(b, venue="bybit-linear", grid=None)
+    both = replay({"binance-usdm": a, "bybit-linear": b}, weights={"binance-usdm": 2.0, "bybit-linear": 0.5}, grid=None)
+    np.testing.assert_allclose(both.long_usd, 2.0 * one_a.long_usd + 0.5 * one_b.long_usd, rtol=1e-9)
+    # Venues with different bar times are merged on time.
+    half = b.slice(0, 60)
+    merged = replay({"binance-usdm": a.slice(0, 30), "okx-linear": half}, grid=None)
+    assert len(merged.ts_ms) == 60
+
+
+def test_params_are_validated() -> None:
+    for bad in (dict(turnover_per_hour=1.5), dict(intrabar=-0.1), dict(leverage_mix=()), dict(leverage_points=0),
+                dict(entry_points=0), dict(position_usd=0.0)):
+        with pytest.raises(lf.InvalidInputError):
+            LiveModel(params=ModelParams(**bad))  # type: ignore[arg-type]
+    with pytest.raises(lf.InvalidInputError):
+        lf._core.Model({"no_such_param": 1})
+    with pytest.raises(lf.InvalidInputError, match="entry_rule"):
+        lf._core.Model({"entry_rule": "vwap"})
+
+
+def test_taker_tilt_hedges_the_passive_side() -> None:
+    b = synthetic_bars(80, seed=14)
+    even = replay(b, params=ModelParams(side_rule="even"), grid=None).model.cohorts("binance-usdm")
+    tilt = replay(b, params=ModelParams(side_rule="taker", taker_tilt=1.0), grid=None).model.cohorts("binance-usdm")
+    assert np.isnan(tilt["liq"]).sum() > np.isnan(even["liq"]).sum() == 0
