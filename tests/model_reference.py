@@ -15,18 +15,37 @@ import liqfast as lf
 from liqfast.model import Bars, ModelParams
 
 
-def leverage_points(p: ModelParams) -> tuple[np.ndarray, np.ndarray]:
+def inv_norm(q: float) -> float:
+    """Acklam's inverse normal CDF (the same approximation as the Rust model)."""
+    a = [-3.969683028665376e1, 2.209460984245205e2, -2.759285104469687e2, 1.38357751867269e2, -3.066479806614716e1, 2.506628277459239]
+    b = [-5.447609879822406e1, 1.615858368580409e2, -1.556989798598866e2, 6.680131188771972e1, -1.328068155288572e1]
+    c = [-7.784894002430293e-3, -3.223964580411365e-1, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783]
+    d = [7.784695709041462e-3, 3.224671290700398e-1, 2.445134137142996, 3.754408661907416]
+    if q < 0.02425:
+        r = math.sqrt(-2 * math.log(q))
+        return (((((c[0] * r + c[1]) * r + c[2]) * r + c[3]) * r + c[4]) * r + c[5]) / ((((d[0] * r + d[1]) * r + d[2]) * r + d[3]) * r + 1)
+    if q <= 1 - 0.02425:
+        x = q - 0.5
+        r = x * x
+        return (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * x / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1)
+    return -inv_norm(1 - q)
+
+
+def leverage_points(p: ModelParams, u: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """Equal-probability strata of each mix leverage's log-normal spread, at offset u."""
     total = sum(w for _, w in p.leverage_mix)
     n = p.leverage_points if p.leverage_spread > 0 else 1
-    z = np.zeros(1) if n == 1 else np.array([-2.0 + 4.0 * j / (n - 1) for j in range(n)])
-    zw = np.exp(-z * z / 2.0)
-    zw = zw / zw.sum()
     levs, weights = [], []
     for lev, w in p.leverage_mix:
-        for zj, wj in zip(z, zw):
-            levs.append(max(lev * math.exp(p.leverage_spread * zj), 1.01))
-            weights.append(w / total * wj)
+        for j in range(n):
+            z = 0.0 if n == 1 else inv_norm(min(max((j + u) / n, 1e-9), 1 - 1e-9))
+            levs.append(max(lev * math.exp(p.leverage_spread * z), 1.01))
+            weights.append(w / total / n)
     return np.array(levs), np.array(weights)
+
+
+def bar_offsets(seq: int) -> tuple[float, float]:
+    return (0.5 + seq * 0.6180339887498949) % 1.0, (0.5 + seq * 0.4142135623730951) % 1.0
 
 
 class ReferenceModel:
@@ -43,6 +62,7 @@ class ReferenceModel:
         self.stored = np.zeros(0)
         self.band = np.zeros(0, np.int64)
         self.last_ts: int | None = None
+        self.seq = 0
         model = lf.margin_model(venue, symbol)
         self.kind, self.cs = model.kind, model.contract_size
 
@@ -73,6 +93,7 @@ class ReferenceModel:
             # A band whose turnover is total closes outright (its scale is left alone).
             self._keep(f[self.band] > 0)
             self.scale *= np.where(f > 0, f, 1.0)[None, :]
+        self._renormalise()
         sides = [self.side_usd(0), self.side_usd(1)]
         open_usd = [0.0, 0.0]
         if not math.isnan(oi):
@@ -81,11 +102,17 @@ class ReferenceModel:
                     open_usd[s] = oi - sides[s]
                 elif sides[s] > 0:
                     self.scale[s] *= oi / sides[s]
+        self._renormalise()
         if open_usd[0] > 0 or open_usd[1] > 0:
-            ib = self._open(t, h, lo, c, taker, open_usd)
+            rounds = 8 if empty else 1
+            ib = [0.0, 0.0]
+            for r in range(rounds):
+                part = self._open(t, h, lo, c, taker, [open_usd[0] / rounds, open_usd[1] / rounds], self.seq * 8 + r)
+                ib = [ib[0] + part[0], ib[1] + part[1]]
             if not empty:
                 liq_long += ib[0]
                 liq_short += ib[1]
+        self.seq += 1
         if p.prune_below > 0 and len(self.side):
             s_idx = np.where(self.side > 0, 0, 1)
             sums = np.zeros((2, len(self.levs)))
@@ -93,26 +120,35 @@ class ReferenceModel:
             self._keep(self.stored >= p.prune_below * sums[s_idx, self.band])
         return liq_long, liq_short, gap, empty
 
+    def _renormalise(self) -> None:
+        """Fold tiny scale factors into the cohorts before they underflow (as the book does)."""
+        for s, b in zip(*np.nonzero(self.scale < 1e-150)):
+            m = (self.side == (1 if s == 0 else -1)) & (self.band == b)
+            self.stored[m] *= self.scale[s, b]
+            self.scale[s, b] = 1.0
+
     def _keep(self, keep: np.ndarray) -> None:
         self.side, self.liq, self.stored, self.band = self.side[keep], self.liq[keep], self.stored[keep], self.band[keep]
 
-    def _entries(self, h: float, lo: float, c: float) -> tuple[np.ndarray, np.ndarray]:
+    def _entries(self, h: float, lo: float, c: float, u: float) -> tuple[np.ndarray, np.ndarray]:
         rule = self.p.entry_rule
         if rule == "typical":
             return np.array([(h + lo + c) / 3]), np.ones(1)
         if rule == "close":
             return np.array([c]), np.ones(1)
         n = self.p.entry_points if rule == "range" else 3
-        return lo + (h - lo) * (np.arange(n) + 0.5) / n, np.full(n, 1.0 / n)
+        return lo + (h - lo) * (np.arange(n) + u) / n, np.full(n, 1.0 / n)
 
-    def _open(self, t: int, h: float, lo: float, c: float, taker: float, usd: list[float]) -> list[float]:
+    def _open(self, t: int, h: float, lo: float, c: float, taker: float, usd: list[float], seq: int) -> list[float]:
         p = self.p
-        ent, ew = self._entries(h, lo, c)
-        e = np.repeat(ent, len(self.levs))
-        w = np.repeat(ew, len(self.levs)) * np.tile(self.lw, len(ent))
-        bands = np.tile(np.arange(len(self.levs)), len(ent))
+        u_lev, u_entry = bar_offsets(seq)
+        levs, lw = leverage_points(p, u_lev)
+        ent, ew = self._entries(h, lo, c, u_entry)
+        e = np.repeat(ent, len(levs))
+        w = np.repeat(ew, len(levs)) * np.tile(lw, len(ent))
+        bands = np.tile(np.arange(len(levs)), len(ent))
         qty = (p.position_usd / e if self.kind == "linear" else np.full_like(e, p.position_usd)) / self.cs
-        lev = np.minimum(np.tile(self.levs, len(ent)), lf.max_leverage(self.venue, e, qty, symbol=self.symbol))
+        lev = np.minimum(np.tile(levs, len(ent)), lf.max_leverage(self.venue, e, qty, symbol=self.symbol))
         out = [0.0, 0.0]
         for s, sign in ((0, 1), (1, -1)):
             if usd[s] <= 0:

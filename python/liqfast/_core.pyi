@@ -22,6 +22,9 @@ __all__ = [
     "thread_count",
     "_reset_pool_after_fork",
     "_stream_read",
+    "Model",
+    "check_bars",
+    "Simulator",
 ]
 
 __version__: str
@@ -134,3 +137,72 @@ def hedge_liquidation_price(
 def thread_count() -> int: ...
 def _reset_pool_after_fork() -> None: ...
 def _stream_read(buffers: list[npt.NDArray[np.uint8]]) -> int: ...
+
+_BarColumns = tuple[
+    npt.NDArray[np.int64], _F64, _F64, _F64, _F64, _F64, _F64
+]
+
+@final
+class Model:
+    def __new__(cls, params: dict[str, object]) -> Model: ...
+    def add_venue(self, models: list[MarginModel], since: list[int | None], bar_ms: int) -> int: ...
+    def venue_count(self) -> int: ...
+    def leverage_points(self) -> list[tuple[float, float]]: ...
+    def step(
+        self,
+        venue: int,
+        ts_ms: int,
+        open: float,
+        high: float,
+        low: float,
+        close: float,
+        oi_usd: float,
+        taker_net_base: float = ...,
+        profile: list[tuple[float, float]] | None = None,
+    ) -> tuple[float, float, bool, bool]: ...
+    def replay(
+        self,
+        bars: list[_BarColumns],
+        scale: list[float],
+        grid: PriceGrid | None = None,
+        resolution_ms: int = 3600000,
+        lev_lo: float = 0.0,
+        lev_hi: float = ...,
+        profiles: list[tuple[_F64, _F64, npt.NDArray[np.int64]] | None] | None = None,
+    ) -> dict[str, npt.NDArray[np.generic]]: ...
+    def snapshot(
+        self,
+        grid: PriceGrid,
+        scale: list[float],
+        venue: int | None = None,
+        side: str | None = None,
+        lev_lo: float = 0.0,
+        lev_hi: float = ...,
+    ) -> tuple[_F64, _F64]: ...
+    def evidence(self, venue: int, side: str, price: float, usd: float, tolerance: float = 0.002) -> float: ...
+    def side_usd(self, venue: int) -> tuple[float, float]: ...
+    def cohort_count(self, venue: int) -> int: ...
+    def cohorts(self, venue: int) -> dict[str, npt.NDArray[np.generic]]: ...
+    def rejected(self, venue: int) -> int: ...
+    def checkpoint(self) -> bytes: ...
+    @staticmethod
+    def restore(data: bytes) -> Model: ...
+
+def check_bars(
+    ts_ms: npt.NDArray[np.int64],
+    open: _F64,
+    high: _F64,
+    low: _F64,
+    close: _F64,
+    oi_close_usd: _F64,
+    taker_net_base: _F64,
+) -> None: ...
+
+@final
+class Simulator:
+    def __new__(cls, config: dict[str, object], models: list[MarginModel], weights: list[float]) -> Simulator: ...
+    @property
+    def price(self) -> float: ...
+    def step(self) -> dict[str, object]: ...
+    def run(self, n_bars: int, steps_per_bar: int, grid: PriceGrid | None = None, every: int = 1) -> dict[str, object]: ...
+    def true_map(self, grid: PriceGrid, venue: int | None = None) -> tuple[_F64, _F64]: ...

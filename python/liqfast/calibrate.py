@@ -43,7 +43,7 @@ class Profile(msgspec.Struct, kw_only=True):
     fitted_from_ms: int = 0
     fitted_until_ms: int = 0
     bars: int = 0
-    objective: float = math.nan
+    objective: float | None = None
     in_sample: dict[str, Any] = {}
 
 

@@ -69,8 +69,9 @@ class ModelParams(msgspec.Struct, frozen=True, kw_only=True):
     leverage_spread: float = 0.2
     #: Points per mix leverage when spread.
     leverage_points: int = 7
-    #: "typical" ((h+l+c)/3), "close", "range" (``entry_points`` over [low, high]) or
-    #: "profile" (the bar's trade volume by price; range without it).
+    #: "typical" ((h+l+c)/3), "close", "range" (``entry_points`` spread over [low, high], offset
+    #: from bar to bar) or "profile" (the volume-weighted prices of ``entry_points``
+    #: equal-volume slices of the bar's trades; range without them).
     entry_rule: Literal["typical", "close", "range", "profile"] = "range"
     entry_points: int = 3
     #: "even": both sides fully leveraged; "taker": the passive side of the net taker flow is
@@ -264,7 +265,7 @@ def auto_grid(low: float, high: float, *, max_buckets: int = 2_000, venue: str |
 
 
 def _next_round(step: float) -> float:
-    e = 10 ** math.floor(math.log10(step))
+    e = 10.0 ** math.floor(math.log10(step))
     for m in (2, 2.5, 5, 10):
         if m * e > step * (1 + 1e-9):
             return m * e
@@ -350,7 +351,7 @@ class LiveModel:
         v = self.index(venue)
         lg, sh, gap, warm = self._core.step(v, ts_ms, open, high, low, close, oi_close_usd, taker_net_base, profile)
         k = self.scale[venue] * self.weights[venue]
-        return (0.0 if warm else lg * k, 0.0 if warm else sh * k, gap)
+        return (0.0 if warm else float(lg) * k, 0.0 if warm else float(sh) * k, bool(gap))
 
     def map(self, grid: _core.PriceGrid, *, venue: str | None = None, side: Literal["long", "short"] | None = None,
             leverage: tuple[float, float] = (0.0, math.inf)) -> tuple[F64, F64]:
@@ -406,6 +407,7 @@ def replay(
     window: str | int | None = None,
     resolution_ms: int | None = None,
     leverage: tuple[float, float] = (0.0, math.inf),
+    profiles: Mapping[str, tuple[Any, Any, Any]] | None = None,
 ) -> ReplayResult:
     """Replay bar series (one venue, or ``{venue: Bars}``) through the model.
 
@@ -415,7 +417,9 @@ def replay(
     columns) on ``grid`` (default: automatic from the price range, ≤ 2,000
     buckets). ``window`` ("12h" … "1y" or ms) keeps only the heatmap columns inside the last
     ``window`` of the series (the book is still built from all bars). ``leverage`` filters the
-    heatmap to leverage points within the range.
+    heatmap to leverage points within the range. ``profiles`` gives, per venue, the traded
+    volume by price of every bar as ``(prices, volumes, offsets)`` (bar i = rows
+    ``offsets[i]:offsets[i+1]``) for ``entry_rule="profile"``.
     """
     series = dict(bars) if isinstance(bars, Mapping) else {venue: bars}
     if not series:
@@ -436,14 +440,22 @@ def replay(
     if res % step_ms:
         raise InvalidInputError(f"resolution_ms {res} must be a multiple of the bar interval {step_ms}")
     g: _core.PriceGrid | None
-    if grid == "auto":
+    if isinstance(grid, str):
+        if grid != "auto":
+            raise InvalidInputError(f"grid must be a PriceGrid, 'auto' or None, got {grid!r}")
         start = all_ts[-1] - win if len(all_ts) else 0
         lows = np.concatenate([series[v].low[series[v].ts_ms >= start] for v in names])
         highs = np.concatenate([series[v].high[series[v].ts_ms >= start] for v in names])
         g = auto_grid(float(lows.min()), float(highs.max()), venue=names[0], symbol=symbol) if len(lows) else None
     else:
         g = grid
-    out = live._core.replay([series[v].columns() for v in names], live._scales(), g, res, leverage[0], leverage[1])
+    prof = None
+    if profiles is not None:
+        prof = []
+        for v in names:
+            p = profiles.get(v)
+            prof.append(None if p is None else tuple(np.ascontiguousarray(x, dtype=t) for x, t in zip(p, (np.float64, np.float64, np.int64))))
+    out: dict[str, Any] = live._core.replay([series[v].columns() for v in names], live._scales(), g, res, leverage[0], leverage[1], prof)
     heat = None
     if g is not None and "heatmap_at" in out:
         at = out["heatmap_at"]

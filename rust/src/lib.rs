@@ -11,6 +11,7 @@ pub mod margin;
 pub mod model;
 pub mod pool;
 pub mod probe;
+pub mod sim;
 pub mod tiers;
 pub mod venues;
 
@@ -18,6 +19,8 @@ pub mod venues;
 mod py;
 #[cfg(feature = "python")]
 mod py_model;
+#[cfg(feature = "python")]
+mod py_sim;
 
 #[cfg(test)]
 mod vectors;

@@ -39,8 +39,9 @@ pub enum EntryRule {
     Close,
     /// `n` points evenly spread over [low, high] (midpoints of n equal slices).
     Range(usize),
-    /// The bar's traded volume by price (given per bar); falls back to `Range(3)` without it.
-    Profile,
+    /// The bar's traded volume by price (given per bar), as the volume-weighted prices of `n`
+    /// equal-volume slices; falls back to `Range(n)` without a profile.
+    Profile(usize),
 }
 
 /// How new open interest splits between leveraged and hedged holders on each side.
@@ -130,7 +131,7 @@ impl Params {
         if !(self.position_usd.is_finite() && self.position_usd > 0.0) {
             return bad(format!("position_usd must be > 0, got {}", self.position_usd));
         }
-        if let EntryRule::Range(n) = self.entry
+        if let EntryRule::Range(n) | EntryRule::Profile(n) = self.entry
             && !(1..=64).contains(&n)
         {
             return bad(format!("entry range points must be in 1..=64, got {n}"));
@@ -141,22 +142,61 @@ impl Params {
         Ok(())
     }
 
-    /// The leverage points (leverage, weight) after spreading; one book band each.
+    /// The nominal leverage points (leverage, weight): one book band each. With a spread,
+    /// each mix leverage is split into `leverage_points` equal-probability strata of its
+    /// log-normal spread; these are the strata centres.
     #[must_use]
     pub fn leverage_points(&self) -> Vec<(f64, f64)> {
+        self.leverage_points_at(0.5)
+    }
+
+    /// The leverage points of one bar: stratum j takes quantile `(j + u)/P` of the spread
+    /// (u in (0, 1) changes from bar to bar, so over many bars the levels cover the spread
+    /// smoothly while each bar opens only P cohorts per mix leverage).
+    #[must_use]
+    pub fn leverage_points_at(&self, u: f64) -> Vec<(f64, f64)> {
         let total: f64 = self.leverage_mix.iter().map(|m| m.1).sum();
         let p = if self.leverage_spread > 0.0 { self.leverage_points } else { 1 };
-        let z: Vec<f64> = (0..p).map(|j| if p == 1 { 0.0 } else { -2.0 + 4.0 * j as f64 / (p - 1) as f64 }).collect();
-        let zw: Vec<f64> = z.iter().map(|z| (-z * z / 2.0).exp()).collect();
-        let zsum: f64 = zw.iter().sum();
         let mut out = Vec::with_capacity(self.leverage_mix.len() * p);
         for &(l, w) in &self.leverage_mix {
-            for (zj, wj) in z.iter().zip(&zw) {
-                out.push(((l * (self.leverage_spread * zj).exp()).max(1.01), w / total * wj / zsum));
+            for j in 0..p {
+                let z = if p == 1 { 0.0 } else { inv_norm(((j as f64 + u) / p as f64).clamp(1e-9, 1.0 - 1e-9)) };
+                out.push(((l * (self.leverage_spread * z).exp()).max(1.01), w / total / p as f64));
             }
         }
         out
     }
+}
+
+/// Inverse of the standard normal CDF (Acklam's rational approximation, |rel error| < 1.2e-9).
+#[must_use]
+pub fn inv_norm(q: f64) -> f64 {
+    const A: [f64; 6] = [-3.969_683_028_665_376e1, 2.209_460_984_245_205e2, -2.759_285_104_469_687e2, 1.383_577_518_672_69e2, -3.066_479_806_614_716e1, 2.506_628_277_459_239];
+    const B: [f64; 5] = [-5.447_609_879_822_406e1, 1.615_858_368_580_409e2, -1.556_989_798_598_866e2, 6.680_131_188_771_972e1, -1.328_068_155_288_572e1];
+    const C: [f64; 6] = [-7.784_894_002_430_293e-3, -3.223_964_580_411_365e-1, -2.400_758_277_161_838, -2.549_732_539_343_734, 4.374_664_141_464_968, 2.938_163_982_698_783];
+    const D: [f64; 4] = [7.784_695_709_041_462e-3, 3.224_671_290_700_398e-1, 2.445_134_137_142_996, 3.754_408_661_907_416];
+    const LOW: f64 = 0.024_25;
+    if q < LOW {
+        let r = (-2.0 * q.ln()).sqrt();
+        (((((C[0] * r + C[1]) * r + C[2]) * r + C[3]) * r + C[4]) * r + C[5]) / ((((D[0] * r + D[1]) * r + D[2]) * r + D[3]) * r + 1.0)
+    } else if q <= 1.0 - LOW {
+        let x = q - 0.5;
+        let r = x * x;
+        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * x / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
+    } else {
+        -inv_norm(1.0 - q)
+    }
+}
+
+/// Sub-fills of the first (warm-up) fill of an empty book.
+const WARMUP_ROUNDS: usize = 8;
+
+/// Offsets of bar number `seq` for the leverage strata and the entry points: additive
+/// recurrences (golden ratio, √2 − 1), so successive bars fill the unit interval evenly.
+#[must_use]
+pub fn bar_offsets(seq: u64) -> (f64, f64) {
+    let s = seq as f64;
+    ((0.5 + s * 0.618_033_988_749_894_9).fract(), (0.5 + s * 0.414_213_562_373_095_1).fract())
 }
 
 /// Result of one bar of one venue.
@@ -183,6 +223,8 @@ pub struct VenueBook {
     pub last_ts: Option<i64>,
     /// Cohorts the venue would refuse (margin below maintenance at the assumed size).
     pub rejected: u64,
+    /// Bars stepped so far (drives the per-bar strata offsets).
+    pub bars_seen: u64,
 }
 
 impl VenueBook {
@@ -193,7 +235,7 @@ impl VenueBook {
         if bar_ms <= 0 {
             return Err(LiqError::Invalid(format!("bar interval must be > 0 ms, got {bar_ms}")));
         }
-        Ok(VenueBook { models, since, book: Book::new(bands), bar_ms, last_ts: None, rejected: 0 })
+        Ok(VenueBook { models, since, book: Book::new(bands), bar_ms, last_ts: None, rejected: 0, bars_seen: 0 })
     }
 
     fn model_at(&self, t: i64) -> &MarginModel {
@@ -326,21 +368,33 @@ impl Model {
                     if flow > 0.0 { [0.0, t * flow] } else { [-t * flow, 0.0] }
                 }
             };
-            let intrabar = Self::open(vb, &self.points, p, bar, profile, open_usd, hedged)?;
+            // The first fill is the whole book at once: spread it over several strata offsets
+            // so the initial levels are as smooth as the ones built bar by bar later.
+            let rounds = if empty { WARMUP_ROUNDS } else { 1 };
+            let mut intrabar = [0.0; 2];
+            for r in 0..rounds {
+                let (u_lev, u_entry) = bar_offsets(vb.bars_seen * WARMUP_ROUNDS as u64 + r as u64);
+                let points = p.leverage_points_at(u_lev);
+                let share = [open_usd[0] / rounds as f64, open_usd[1] / rounds as f64];
+                let ib = Self::open(vb, &points, p, bar, profile, u_entry, share, hedged)?;
+                intrabar[0] += ib[0];
+                intrabar[1] += ib[1];
+            }
             if !empty {
                 out.long_usd += intrabar[0];
                 out.short_usd += intrabar[1];
             }
         }
         vb.book.prune(p.prune_below);
+        vb.bars_seen += 1;
         Ok(out)
     }
 
     /// Open positions so that `usd[side]` of them survive the bar on each side; returns the
     /// intrabar liquidations (positions opened in the bar whose liquidation price the bar
     /// also crossed: they are part of the gross flow but not of the closing open interest).
-    fn open(vb: &mut VenueBook, points: &[(f64, f64)], p: &Params, bar: &Bar, profile: Option<&[(f64, f64)]>, usd: [f64; 2], hedged: [f64; 2]) -> Result<[f64; 2]> {
-        let entries = entry_points(&p.entry, bar, profile);
+    fn open(vb: &mut VenueBook, points: &[(f64, f64)], p: &Params, bar: &Bar, profile: Option<&[(f64, f64)]>, u_entry: f64, usd: [f64; 2], hedged: [f64; 2]) -> Result<[f64; 2]> {
+        let entries = entry_points(&p.entry, bar, profile, u_entry);
         let model = vb.model_at(bar.ts_ms).clone();
         let mut intrabar = [0.0; 2];
         let mut cohorts = Vec::with_capacity(entries.len() * points.len() * 2 + 2);
@@ -407,17 +461,19 @@ impl Model {
     }
 }
 
-/// (entry price, weight) points of a bar under `rule`.
-fn entry_points(rule: &EntryRule, bar: &Bar, profile: Option<&[(f64, f64)]>) -> Vec<(f64, f64)> {
+/// (entry price, weight) points of a bar under `rule`; `u` in (0, 1) offsets the range points
+/// from bar to bar.
+fn entry_points(rule: &EntryRule, bar: &Bar, profile: Option<&[(f64, f64)]>, u: f64) -> Vec<(f64, f64)> {
     let range = |n: usize| -> Vec<(f64, f64)> {
-        (0..n).map(|j| (bar.low + (bar.high - bar.low) * (j as f64 + 0.5) / n as f64, 1.0 / n as f64)).collect()
+        (0..n).map(|j| (bar.low + (bar.high - bar.low) * (j as f64 + u) / n as f64, 1.0 / n as f64)).collect()
     };
     match rule {
         EntryRule::Typical => vec![((bar.high + bar.low + bar.close) / 3.0, 1.0)],
         EntryRule::Close => vec![(bar.close, 1.0)],
         EntryRule::Range(n) => range(*n),
-        EntryRule::Profile => {
-            let pts: Vec<(f64, f64)> = profile
+        EntryRule::Profile(n) => {
+            let n = *n;
+            let mut pts: Vec<(f64, f64)> = profile
                 .unwrap_or(&[])
                 .iter()
                 .copied()
@@ -425,10 +481,29 @@ fn entry_points(rule: &EntryRule, bar: &Bar, profile: Option<&[(f64, f64)]>) -> 
                 .collect();
             let total: f64 = pts.iter().map(|x| x.1).sum();
             if pts.is_empty() || total <= 0.0 {
-                range(3)
-            } else {
-                pts.into_iter().map(|(p, v)| (p, v / total)).collect()
+                return range(n);
             }
+            // Volume-weighted prices of n equal-volume slices of the profile: a bounded number
+            // of entries however many trades the bar had.
+            pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let mut groups = vec![(0.0, 0.0); n];
+            let mut done = 0.0;
+            for (p, v) in pts {
+                let mut left = v;
+                while left > 0.0 {
+                    let g = ((done / total * n as f64) as usize).min(n - 1);
+                    let room = ((g + 1) as f64 / n as f64 * total - done).max(0.0);
+                    let take = if g == n - 1 { left } else { left.min(room) };
+                    groups[g].0 += p * take;
+                    groups[g].1 += take;
+                    done += take;
+                    left -= take;
+                    if take <= 0.0 {
+                        break;
+                    }
+                }
+            }
+            groups.into_iter().filter(|g| g.1 > 0.0).map(|(pv, v)| (pv / v, v / total)).collect()
         }
     }
 }
@@ -460,10 +535,14 @@ pub struct Replay {
     pub warmup: Vec<bool>,
 }
 
+/// Traded volume by price of each bar of one venue (for the `Profile` entry rule).
+pub type Profiles = Vec<Vec<(f64, f64)>>;
+
 /// Replay bar series of several venues (each ascending) through `model`, merged on time;
 /// `scale[v]` converts venue v's model notional to predicted USD (calibrated scale × venue
 /// weight). `heatmap`, when given, gets a column after the last bar of each resolution interval.
-pub fn replay(model: &mut Model, bars: &[Vec<Bar>], scale: &[f64], mut heatmap: Option<&mut HeatmapRecorder>) -> Result<Replay> {
+/// `profiles[v]`, when given, holds one (price, volume) list per bar of venue v.
+pub fn replay(model: &mut Model, bars: &[Vec<Bar>], scale: &[f64], mut heatmap: Option<&mut HeatmapRecorder>, profiles: Option<&[Option<Profiles>]>) -> Result<Replay> {
     if bars.len() != model.venues.len() || scale.len() != bars.len() {
         return Err(LiqError::Invalid(format!(
             "{} bar series and {} scales for {} venues",
@@ -471,6 +550,15 @@ pub fn replay(model: &mut Model, bars: &[Vec<Bar>], scale: &[f64], mut heatmap: 
             scale.len(),
             model.venues.len()
         )));
+    }
+    if let Some(p) = profiles {
+        for (v, pv) in p.iter().enumerate() {
+            if let Some(pv) = pv
+                && (v >= bars.len() || pv.len() != bars[v].len())
+            {
+                return Err(LiqError::Invalid(format!("venue {v}: one volume profile per bar is needed")));
+            }
+        }
     }
     for (v, series) in bars.iter().enumerate() {
         for (i, pair) in series.windows(2).enumerate() {
@@ -520,7 +608,8 @@ pub fn replay(model: &mut Model, bars: &[Vec<Bar>], scale: &[f64], mut heatmap: 
         for v in 0..bars.len() {
             let i = next[v];
             if i < bars[v].len() && bars[v][i].ts_ms == t {
-                let o = model.step(v, &bars[v][i], i, None, |_, _, _| {})?;
+                let profile = profiles.and_then(|p| p.get(v)).and_then(Option::as_ref).map(|pv| pv[i].as_slice());
+                let o = model.step(v, &bars[v][i], i, profile, |_, _, _| {})?;
                 out.long_usd[k] += o.long_usd * scale[v];
                 out.short_usd[k] += o.short_usd * scale[v];
                 out.gap[k] |= o.gap;
@@ -617,6 +706,7 @@ mod tests {
         assert!(Model::new(Params { entry: EntryRule::Range(0), ..Params::default() }).is_err());
         let pts = Params::default().leverage_points();
         assert_eq!(pts.len(), 35);
+        assert!((inv_norm(0.975) - 1.959_963_985).abs() < 1e-8 && inv_norm(0.5).abs() < 1e-12);
         assert!((pts.iter().map(|p| p.1).sum::<f64>() - 1.0).abs() < 1e-12);
     }
 }
@@ -646,7 +736,7 @@ mod persist {
             EntryRule::Typical => (0, 0),
             EntryRule::Close => (1, 0),
             EntryRule::Range(n) => (2, n),
-            EntryRule::Profile => (3, 0),
+            EntryRule::Profile(n) => (3, n),
         };
         w.u64(tag);
         w.u64(n as u64);
@@ -677,7 +767,7 @@ mod persist {
             (0, _) => EntryRule::Typical,
             (1, _) => EntryRule::Close,
             (2, n) => EntryRule::Range(n),
-            (3, _) => EntryRule::Profile,
+            (3, n) => EntryRule::Profile(n),
             _ => return Err(LiqError::Checkpoint("bad entry rule".into())),
         };
         let side = match (r.u64()?, r.f64()?) {
@@ -776,6 +866,7 @@ mod persist {
                 w.u64(u64::from(vb.last_ts.is_some()));
                 w.u64(vb.last_ts.unwrap_or(0) as u64);
                 w.u64(vb.rejected);
+                w.u64(vb.bars_seen);
                 let book = vb.book.checkpoint();
                 w.u64(book.len() as u64);
                 w.bytes(&book);
@@ -805,6 +896,7 @@ mod persist {
                 let has_last = r.u64()? != 0;
                 let last = r.u64()? as i64;
                 let rejected = r.u64()?;
+                let bars_seen = r.u64()?;
                 let len = r.len(r.remaining())?;
                 let book = Book::restore(r.take(len)?)?;
                 if book.bands() != model.points.len() {
@@ -814,6 +906,7 @@ mod persist {
                 vb.book = book;
                 vb.last_ts = has_last.then_some(last);
                 vb.rejected = rejected;
+                vb.bars_seen = bars_seen;
                 model.venues.push(vb);
             }
             r.end()?;

@@ -50,7 +50,7 @@ fn params_from(d: &Bound<'_, PyDict>) -> Result<Params, LiqError> {
         "typical" => EntryRule::Typical,
         "close" => EntryRule::Close,
         "range" => EntryRule::Range(entry_points.unwrap_or(3)),
-        "profile" => EntryRule::Profile,
+        "profile" => EntryRule::Profile(entry_points.unwrap_or(3)),
         other => return Err(invalid(format!("entry_rule must be typical, close, range or profile, got {other:?}"))),
     };
     p.side = match side_rule.as_deref().unwrap_or("even") {
@@ -80,6 +80,26 @@ fn bars_from(
     Ok((0..n)
         .map(|i| Bar { ts_ms: ts[i], open: c[0][i], high: c[1][i], low: c[2][i], close: c[3][i], oi_usd: c[4][i], taker_net_base: c[5][i] })
         .collect())
+}
+
+/// Per-bar (price, volume) lists from flat arrays and row offsets.
+fn profile_from(p: &(PyReadonlyArray1<'_, f64>, PyReadonlyArray1<'_, f64>, PyReadonlyArray1<'_, i64>)) -> Result<model::Profiles, LiqError> {
+    let (price, vol, off) = (p.0.as_slice(), p.1.as_slice(), p.2.as_slice());
+    let (Ok(price), Ok(vol), Ok(off)) = (price, vol, off) else {
+        return Err(LiqError::Array("profile arrays must be contiguous".into()));
+    };
+    if price.len() != vol.len() {
+        return Err(LiqError::Array(format!("profile prices ({}) and volumes ({}) differ in length", price.len(), vol.len())));
+    }
+    let mut out = Vec::with_capacity(off.len().saturating_sub(1));
+    for w in off.windows(2) {
+        let (a, b) = (w[0], w[1]);
+        if a < 0 || b < a || b as usize > price.len() {
+            return Err(LiqError::Array(format!("profile offsets must be non-decreasing within 0..={}", price.len())));
+        }
+        out.push((a as usize..b as usize).map(|i| (price[i], vol[i])).collect());
+    }
+    Ok(out)
 }
 
 /// The estimation model: per-venue position books driven by bars.
@@ -140,7 +160,9 @@ impl PyModel {
     /// short_usd, gap, warmup and, with `grid`, heatmap_long/heatmap_short (columns × buckets)
     /// and heatmap_at (timeline index of each column's last bar), one column per
     /// `resolution_ms`.
-    #[pyo3(signature = (bars, scale, grid=None, resolution_ms=3_600_000, lev_lo=0.0, lev_hi=f64::INFINITY))]
+    /// `profiles`: per venue None or (price, volume, offsets) arrays: bar i's profile is
+    /// rows offsets[i]..offsets[i+1].
+    #[pyo3(signature = (bars, scale, grid=None, resolution_ms=3_600_000, lev_lo=0.0, lev_hi=f64::INFINITY, profiles=None))]
     fn replay<'py>(
         &mut self,
         py: Python<'py>,
@@ -150,7 +172,12 @@ impl PyModel {
         resolution_ms: i64,
         lev_lo: f64,
         lev_hi: f64,
+        profiles: Option<Vec<Option<(PyReadonlyArray1<'py, f64>, PyReadonlyArray1<'py, f64>, PyReadonlyArray1<'py, i64>)>>>,
     ) -> PyResult<Bound<'py, PyDict>> {
+        let profiles: Option<Vec<Option<model::Profiles>>> = profiles
+            .map(|ps| ps.iter().map(|p| p.as_ref().map(profile_from).transpose()).collect::<Result<_, _>>())
+            .transpose()
+            .map_err(|e| to_pyerr(py, e))?;
         let series: Vec<Vec<Bar>> = bars
             .iter()
             .map(|(t, o, h, l, c, oi, tk)| bars_from(t, [o, h, l, c, oi, tk]))
@@ -160,7 +187,7 @@ impl PyModel {
         let model = &mut self.inner;
         let (rep, heat) = enter(py, true, move || {
             let mut rec = grid.map(|g| HeatmapRecorder { grid: g, resolution_ms, lev_lo, lev_hi, long: vec![], short: vec![], at: vec![] });
-            let rep = model::replay(model, &series, &scale, rec.as_mut())?;
+            let rep = model::replay(model, &series, &scale, rec.as_mut(), profiles.as_deref())?;
             Ok((rep, rec))
         })?;
         let d = PyDict::new(py);

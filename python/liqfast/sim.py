@@ -1,0 +1,138 @@
+"""A seeded market simulator with known positions — the ground truth for the model.
+
+Traders open leveraged positions (leverage mix with log-normal spread, log-normal sizes,
+entries at the prices they trade at), close them with a leverage-dependent hazard, and are
+liquidated by the simulator's own engine with each venue's exact margin maths whenever the
+price path crosses them; liquidations push the price further (``impact``), so moves cascade.
+It emits bars, trades, open interest and liquidation events, and the TRUE liquidation map at
+any step (the book itself). The same generator is the offline data source of the server demo.
+
+    sim = Simulator(SimConfig(seed=7))
+    run = sim.run(n_bars=2_000, bar_ms=300_000, grid=grid)
+    run.bars["binance-usdm"]        # liqfast.model.Bars, ready for replay / backtest
+    run.true_long[-1]               # the true long map after the last bar
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+from . import _core
+from .errors import InvalidInputError
+from .model import Bars
+from .venues import margin_model
+
+__all__ = ["SimConfig", "SimRun", "Simulator", "histogram_intersection"]
+
+F64 = npt.NDArray[np.float64]
+
+
+class SimConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """Simulator settings (the defaults match the model's default assumptions)."""
+
+    seed: int = 1
+    #: Start time (UTC ms) and step length.
+    start_ms: int = 1_767_225_600_000
+    step_ms: int = 60_000
+    start_price: float = 90_000.0
+    #: σ of ln(price) per √hour; jumps per hour and their ln-size σ; intra-step wick (× step σ).
+    vol_per_sqrt_hour: float = 0.006
+    jumps_per_hour: float = 0.02
+    jump_size: float = 0.02
+    wick: float = 0.5
+    #: Cascades: ln-price move per unit of (net liquidated USD / open interest).
+    impact: float = 0.05
+    #: Open interest (USD, single side, all venues) at the start; its drift and σ per √hour.
+    start_oi_usd: float = 5e8
+    oi_drift_per_hour: float = 0.0
+    oi_vol_per_sqrt_hour: float = 0.004
+    leverage_mix: tuple[tuple[float, float], ...] = ((5.0, 0.15), (10.0, 0.30), (25.0, 0.25), (50.0, 0.20), (100.0, 0.10))
+    leverage_spread: float = 0.2
+    turnover_per_hour: float = 0.05
+    turnover_leverage_exponent: float = 0.5
+    #: Position size: log-normal, median (USD) and σ.
+    size_median_usd: float = 10_000.0
+    size_sigma: float = 0.0
+    #: Trades per step (each opens positions at its price).
+    trades_per_step: int = 8
+
+    def to_core(self) -> dict[str, Any]:
+        d: dict[str, Any] = msgspec.structs.asdict(self)
+        d["leverage_mix"] = [tuple(x) for x in self.leverage_mix]
+        return d
+
+
+@dataclass(frozen=True)
+class SimRun:
+    """Bars per venue, what really happened per bar, and the true maps."""
+
+    bars: dict[str, Bars]
+    #: Realized liquidations per bar and venue (USD).
+    realized_long: dict[str, F64]
+    realized_short: dict[str, F64]
+    #: Traded (price, volume) per bar and venue: rows offsets[i]..offsets[i+1].
+    profiles: dict[str, tuple[F64, F64, npt.NDArray[np.int64]]]
+    grid: _core.PriceGrid | None
+    #: Bar index after which each true map was taken, and the maps (snapshots × buckets).
+    snapshot_at: npt.NDArray[np.int64]
+    true_long: F64
+    true_short: F64
+
+
+class Simulator:
+    def __init__(self, config: SimConfig | None = None, venues: Mapping[str, float] | None = None, *, symbol: str = "BTC") -> None:
+        self.config = config or SimConfig()
+        self.venues = dict(venues or {"binance-usdm": 1.0})
+        if not self.venues:
+            raise InvalidInputError("the simulator needs at least one venue")
+        models = [margin_model(v, symbol) for v in self.venues]
+        self._core = _core.Simulator(self.config.to_core(), models, [float(w) for w in self.venues.values()])
+
+    @property
+    def price(self) -> float:
+        return float(self._core.price)
+
+    def step(self) -> dict[str, Any]:
+        """One step: ts_ms, open/high/low/close, oi_usd per venue, trades
+        ``(venue, price, qty, side)`` and liquidations ``(venue, price, usd, side)`` with venue
+        names."""
+        st: dict[str, Any] = self._core.step()
+        names = list(self.venues)
+        st["oi_usd"] = dict(zip(names, st["oi_usd"]))
+        st["trades"] = [(names[v], p, q, s) for v, p, q, s in st["trades"]]
+        st["liquidations"] = [(names[v], p, u, s) for v, p, u, s in st["liquidations"]]
+        return st
+
+    def run(self, n_bars: int, *, bar_ms: int = 300_000, grid: _core.PriceGrid | None = None, every: int = 1) -> SimRun:
+        """Simulate ``n_bars`` bars of ``bar_ms`` (a multiple of the step), recording the true
+        map on ``grid`` after every ``every``-th bar."""
+        step = self.config.step_ms
+        if bar_ms <= 0 or bar_ms % step:
+            raise InvalidInputError(f"bar_ms must be a positive multiple of step_ms ({step}), got {bar_ms}")
+        out = self._core.run(int(n_bars), bar_ms // step, grid, int(every))
+        bars, real_l, real_s, prof = {}, {}, {}, {}
+        for name, v in zip(self.venues, out["venues"]):
+            bars[name] = Bars.of(v["ts_ms"], v["open"], v["high"], v["low"], v["close"], v["oi_close_usd"], v["taker_net_base"])
+            real_l[name], real_s[name] = v["liq_long_usd"], v["liq_short_usd"]
+            prof[name] = (v["profile_price"], v["profile_volume"], v["profile_offsets"])
+        empty = np.zeros((0, len(grid) if grid is not None else 0))
+        return SimRun(bars, real_l, real_s, prof, grid, out.get("snapshot_at", np.zeros(0, np.int64)),
+                      out.get("true_long", empty), out.get("true_short", empty))
+
+    def true_map(self, grid: _core.PriceGrid, venue: str | None = None) -> tuple[F64, F64]:
+        v = None if venue is None else list(self.venues).index(venue)
+        return self._core.true_map(grid, v)
+
+
+def histogram_intersection(a: F64, b: F64) -> float:
+    """Σ min(a/Σa, b/Σb): 1 for identical shapes, 0 for disjoint ones."""
+    sa, sb = float(np.sum(a)), float(np.sum(b))
+    if sa <= 0 or sb <= 0:
+        return float("nan")
+    return float(np.minimum(a / sa, b / sb).sum())

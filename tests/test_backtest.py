@@ -1,0 +1,165 @@
+"""Backtest metrics on hand-made series with known answers, the report, CLI and calibration."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import liqfast as lf
+from liqfast.backtest import backtest, baselines, rank, score, spearman
+from liqfast.calibrate import SEARCH_SPACE, calibrate, load_profile, save_profile
+from liqfast.model import Bars, ModelParams
+from test_model import synthetic_bars
+
+
+def test_rank_averages_ties() -> None:
+    assert rank(np.array([10.0, 20.0, 10.0, 30.0])).tolist() == [0.5, 2.0, 0.5, 3.0]
+    assert rank(np.array([5.0, 5.0, 5.0])).tolist() == [1.0, 1.0, 1.0]
+
+
+def test_spearman_known_values() -> None:
+    x = np.arange(20, dtype=float)
+    assert spearman(x, x**3) == pytest.approx(1.0)
+    assert spearman(x, -x) == pytest.approx(-1.0)
+    assert math.isnan(spearman(x, np.ones(20)))
+    # Classic textbook example: d² sum 2 over n = 5 → 1 − 6·2/(5·24) = 0.9
+    assert spearman(np.array([1.0, 2, 3, 4, 5]), np.array([2.0, 1, 3, 4, 5])) == pytest.approx(0.9)
+
+
+def test_top_decile_hit_and_capture() -> None:
+    real = np.array([100.0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 50, 0, 0, 0, 0, 0, 0, 0, 0, 0])  # n = 20 → k = 2
+    pred = np.zeros(20)
+    pred[0], pred[5] = 10, 9  # catches the 100 but not the 50
+    s = score(pred, real)
+    assert s.top_decile_hit == 0.5
+    assert s.capture == pytest.approx((100 + 5) / real.sum())
+    assert s.ratio == pytest.approx(19 / real.sum())
+    perfect = score(real.copy(), real)
+    assert (perfect.spearman, perfect.top_decile_hit) == (pytest.approx(1.0), 1.0)
+    with pytest.raises(lf.InvalidInputError):
+        score(pred[:5], real)
+
+
+def test_baselines_are_causal() -> None:
+    b = Bars.of([0, 1, 2], [100, 100, 100], [110, 105, 101], [90, 99, 95], [100, 100, 100], [1e6, 2e6, 3e6])
+    (wl, ws), (rl, rs) = baselines(b)["wick_oi"], baselines(b)["return_oi"]
+    assert math.isnan(wl[0])  # no OI before the first bar
+    assert wl[1] == pytest.approx(0.01 * 1e6) and ws[1] == pytest.approx(0.05 * 1e6)  # OI at the bar's open
+    assert wl[2] == pytest.approx(0.05 * 2e6)
+
+
+def realized_from(bars: Bars, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Realized liquidations that follow the down/up moves with noise (a plausible target)."""
+    rng = np.random.default_rng(seed)
+    down = (bars.open - bars.low) / bars.open
+    up = (bars.high - bars.open) / bars.open
+    return bars.ts_ms.copy(), 1e9 * down**1.5 * rng.lognormal(0, 0.3, len(bars)), 1e9 * up**1.5 * rng.lognormal(0, 0.3, len(bars))
+
+
+def test_backtest_report_shape_and_warmup() -> None:
+    bars = synthetic_bars(300, seed=21)
+    real = realized_from(bars)
+    rep = backtest(bars, real)
+    for name in ("model", "wick_oi", "return_oi"):
+        for side in ("long", "short"):
+            assert set(rep[name][side]) == {"spearman", "top_decile_hit", "capture", "ratio"}
+    assert rep["bars_scored"] == len(bars) - 1  # the first bar only builds the book
+    later = backtest(bars, real, score_from=int(bars.ts_ms[200]))
+    assert later["bars_scored"] == 100 and later["first_scored_ms"] == bars.ts_ms[200]
+    # Strict causality: a change in the future does not change earlier predictions.
+    cut = bars.slice(0, 250)
+    a = backtest(cut, real)["series"]["pred_long"]
+    b = rep["series"]["pred_long"][: len(a)]
+    np.testing.assert_array_equal(a, b)
+    # Realized rows missing for some bars: those bars are not scored.
+    keep = np.arange(len(bars)) % 3 != 0
+    part = backtest(bars, (real[0][keep], real[1][keep], real[2][keep]))
+    assert part["bars_scored"] == int(keep[1:].sum())
+
+
+def test_backtest_input_errors(tmp_path: Path) -> None:
+    bars = synthetic_bars(50, seed=22)
+    with pytest.raises(lf.InvalidBarsError, match="no bar has both"):
+        backtest(bars, (np.array([1], np.int64), np.array([1.0]), np.array([1.0])))
+    bad = tmp_path / "realized.csv"
+    bad.write_text("ts_ms,long_usd,short_usd\n2,1,1\n1,1,1\n")
+    with pytest.raises(lf.InvalidBarsError, match="must increase"):
+        lf.model.read_realized(bad)
+    bad.write_text("ts_ms,long_usd,short_usd\n1,-1,1\n")
+    with pytest.raises(lf.InvalidBarsError, match="long_usd must be finite and >= 0"):
+        lf.model.read_realized(bad)
+
+
+def write_csvs(tmp_path: Path, bars: Bars, real: tuple) -> tuple[Path, Path]:
+    bp, rp = tmp_path / "bars.csv", tmp_path / "realized.csv"
+    bp.write_text("ts_ms,open,high,low,close,oi_close_usd,taker_net_base\n" + "\n".join(
+        f"{t},{o},{h},{lo},{c},{oi}," for t, o, h, lo, c, oi in zip(bars.ts_ms, bars.open, bars.high, bars.low, bars.close, bars.oi_close_usd)))
+    rp.write_text("ts_ms,long_usd,short_usd\n" + "\n".join(f"{t},{a},{b}" for t, a, b in zip(*real)))
+    return bp, rp
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "liqfast", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_cli_backtest_json_plot_and_calibrate(tmp_path: Path) -> None:
+    bars = synthetic_bars(400, seed=23)
+    real = realized_from(bars, seed=1)
+    bp, rp = write_csvs(tmp_path, bars, real)
+    out = run_cli("backtest", "--bars", str(bp), "--realized", str(rp), "--json", "--score-from", str(int(bars.ts_ms[100])))
+    assert out.returncode == 0, out.stderr
+    rep = json.loads(out.stdout)
+    assert rep["bars_scored"] == 300 and "series" not in rep
+    assert set(rep) >= {"model", "wick_oi", "return_oi"}
+    png = tmp_path / "bt.png"
+    out = run_cli("backtest", "--bars", str(bp), "--realized", str(rp), "--plot", str(png))
+    assert out.returncode == 0, out.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    assert "spearman" in out.stdout
+    prof = tmp_path / "profile.json"
+    out = run_cli("calibrate", "--bars", str(bp), "--realized", str(rp), "--out", str(prof), "--rounds", "1",
+                  "--fit-until", str(int(bars.ts_ms[300])))
+    assert out.returncode == 0, out.stderr
+    p = load_profile(prof)
+    assert p.fitted_until_ms < bars.ts_ms[300] and p.scale["binance-usdm"] > 0
+    out = run_cli("backtest", "--bars", str(bp), "--realized", str(rp), "--profile", str(prof), "--json",
+                  "--score-from", str(int(bars.ts_ms[300])))
+    assert out.returncode == 0, out.stderr
+    oos = json.loads(out.stdout)
+    assert oos["model"]["long"]["ratio"] == pytest.approx(1.0, rel=2.0)  # scale fitted in sample, applied out of sample
+    bad = run_cli("backtest", "--bars", str(tmp_path / "nope.csv"), "--realized", str(rp))
+    assert bad.returncode == 2 and "cannot read" in bad.stderr
+
+
+def test_calibration_improves_the_objective() -> None:
+    bars = synthetic_bars(300, seed=24)
+    real = realized_from(bars, seed=2)
+    start = ModelParams(turnover_per_hour=0.2, intrabar=0.0, leverage_spread=0.0)
+    small = {k: SEARCH_SPACE[k] for k in ("turnover_per_hour", "intrabar")}
+    prof = calibrate(bars, real, base=start, space=small, rounds=1)
+    from liqfast.calibrate import _objective
+
+    base_obj = _objective(backtest(bars, real, params=start))
+    assert prof.objective >= base_obj
+    total_real = real[1][1:].sum() + real[2][1:].sum()
+    rep = backtest(bars, real, params=prof.params, scale=prof.scale["binance-usdm"])
+    assert rep["model"]["long"]["ratio"] * real[1][1:].sum() + rep["model"]["short"]["ratio"] * real[2][1:].sum() == pytest.approx(total_real, rel=1e-6)
+
+
+def test_profile_round_trip_and_errors(tmp_path: Path) -> None:
+    from liqfast.calibrate import Profile
+
+    p = Profile(params=ModelParams(intrabar=0.3), scale={"binance-usdm": 0.1})
+    path = save_profile(p, tmp_path / "p.json")
+    assert load_profile(path).params.intrabar == 0.3
+    (tmp_path / "bad.json").write_text('{"params": 5}')
+    with pytest.raises(lf.InvalidInputError, match="not a liqfast profile"):
+        load_profile(tmp_path / "bad.json")
+    with pytest.raises(lf.InvalidInputError, match="unknown parameter"):
+        calibrate(synthetic_bars(80), realized_from(synthetic_bars(80)), space={"nope": (1,)})
