@@ -449,7 +449,7 @@ def replay(
         g = auto_grid(float(lows.min()), float(highs.max()), venue=names[0], symbol=symbol) if len(lows) else None
     else:
         g = grid
-    prof = None
+    prof: list[Any] | None = None
     if profiles is not None:
         prof = []
         for v in names:
