@@ -50,6 +50,10 @@ def bar_offsets(seq: int) -> tuple[float, float]:
 
 class ReferenceModel:
     def __init__(self, params: ModelParams, venue: str = "binance-usdm", symbol: str = "BTC", bar_ms: int = 3_600_000) -> None:
+        import msgspec
+
+        # The mix the core sees (tilt applied).
+        params = msgspec.structs.replace(params, leverage_mix=tuple(params.to_core()["leverage_mix"]), leverage_tilt=0.0)
         self.p = params
         self.venue, self.symbol, self.bar_ms = venue, symbol, bar_ms
         self.levs, self.lw = leverage_points(params)
@@ -81,11 +85,15 @@ class ReferenceModel:
         empty = len(self.side) == 0
         liq_long = liq_short = 0.0
         if not empty:
+            bg = p.background
+            liq_long = bg * self.side_usd(0) * (o - lo) / o
+            liq_short = bg * self.side_usd(1) * (h - o) / o
             s_idx = np.where(self.side > 0, 0, 1)
             usd = self.stored * self.scale[s_idx, self.band]
             hit_l = (self.side > 0) & (self.liq >= lo)
             hit_s = (self.side < 0) & (self.liq <= h)
-            liq_long, liq_short = float(usd[hit_l].sum()), float(usd[hit_s].sum())
+            liq_long += float(usd[hit_l].sum())
+            liq_short += float(usd[hit_s].sum())
             keep = ~(hit_l | hit_s)
             self._keep(keep)
             f = (1 - self.taus) ** hours * (1 - p.decay_per_hour) ** hours

@@ -38,6 +38,7 @@ def synthetic_bars(n: int = 400, seed: int = 0, bar_ms: int = H, vol: float = 0.
         ModelParams(prune_below=0.0, entry_rule="typical", leverage_spread=0.0, turnover_per_hour=0.0, intrabar=0.0),
         ModelParams(prune_below=0.0, entry_rule="close", turnover_per_hour=0.2, turnover_leverage_exponent=1.0, decay_per_hour=0.01),
         ModelParams(prune_below=0.0, entry_points=5, intrabar=1.0, leverage_mix=((3.0, 1.0), (125.0, 1.0))),
+        ModelParams(prune_below=0.0, background=0.05, leverage_tilt=-0.5),
     ],
 )
 def test_replay_matches_reference(params: ModelParams) -> None:

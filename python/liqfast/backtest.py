@@ -120,6 +120,13 @@ def backtest(
     pos_c = np.minimum(pos, max(len(r_ts) - 1, 0))
     have = (len(r_ts) > 0) & (r_ts[pos_c] == bars.ts_ms) if len(r_ts) else np.zeros(len(bars), bool)
     oi_known = np.r_[False, np.isfinite(bars.oi_close_usd[:-1])]
+    pred_l, pred_s = res.long_usd, res.short_usd
+    hl = (params.feedback_half_life_hours if params is not None else 0.0)
+    if hl > 0:
+        from .model import apply_feedback
+
+        real_by_ts = {int(t): (float(a), float(b)) for t, a, b in zip(r_ts, r_long, r_short)}
+        pred_l, pred_s = apply_feedback(bars.ts_ms, pred_l, pred_s, real_by_ts, hl)
     mask = have & ~res.warmup & oi_known
     if score_from is not None:
         mask &= bars.ts_ms >= score_from
@@ -134,7 +141,7 @@ def backtest(
         "venue": venue,
         "scale": scale,
     }
-    preds = {"model": (res.long_usd, res.short_usd), **baselines(bars)}
+    preds = {"model": (pred_l, pred_s), **baselines(bars)}
     for name, (pl, ps) in preds.items():
         report[name] = {"long": score(np.nan_to_num(pl[mask]), real_l).as_dict(),
                         "short": score(np.nan_to_num(ps[mask]), real_s).as_dict()}
@@ -144,7 +151,7 @@ def backtest(
     report["series"] = {
         "ts_ms": bars.ts_ms[mask], "close": bars.close[mask],
         "real_long": real_l, "real_short": real_s,
-        "pred_long": res.long_usd[mask], "pred_short": res.short_usd[mask],
+        "pred_long": pred_l[mask], "pred_short": pred_s[mask],
     }
     return report
 

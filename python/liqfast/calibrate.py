@@ -30,6 +30,9 @@ SEARCH_SPACE: dict[str, Sequence[Any]] = {
     "turnover_per_hour": (0.005, 0.01, 0.02, 0.035, 0.05, 0.08, 0.12, 0.2),
     "turnover_leverage_exponent": (0.0, 0.25, 0.5, 0.75, 1.0, 1.5),
     "intrabar": (0.0, 0.15, 0.3, 0.5, 0.7, 1.0),
+    "leverage_tilt": (-2.0, -1.5, -1.0, -0.5, 0.0, 0.5),
+    "background": (0.0, 0.01, 0.02, 0.05, 0.1, 0.2),
+    "feedback_half_life_hours": (0.0, 72.0, 168.0, 336.0),
 }
 
 
@@ -79,7 +82,7 @@ def calibrate(
     fit_until: int | None = None,
     base: ModelParams | None = None,
     space: Mapping[str, Sequence[Any]] | None = None,
-    rounds: int = 2,
+    rounds: int = 3,
     progress: Callable[[int, int, float], None] | None = None,
 ) -> Profile:
     """Fit on the bars before ``fit_until`` (ms; default all). ``progress(done, total, best)``

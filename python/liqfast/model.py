@@ -90,10 +90,22 @@ class ModelParams(msgspec.Struct, frozen=True, kw_only=True):
     position_usd: float = 10_000.0
     #: Cohorts below this share of their band's notional are dropped.
     prune_below: float = 1e-9
+    #: Tilts the mix weights by (leverage/10)^leverage_tilt (negative: fewer high leverage).
+    leverage_tilt: float = 0.0
+    #: Liquidations the book does not hold (cross margin, odd leverage): per bar,
+    #: background × OI × the bar's excursion below (longs) / above (shorts) its open.
+    background: float = 0.0
+    #: Realized-liquidation feedback: predictions are multiplied by (recent realized / recent
+    #: predicted), an average with this half-life over past bars only; 0 turns it off. Needs
+    #: the realized liquidations of past bars (``LiveModel.observe_realized``, or the
+    #: backtest's realized series).
+    feedback_half_life_hours: float = 0.0
 
     def to_core(self) -> dict[str, Any]:
         d: dict[str, Any] = msgspec.structs.asdict(self)
-        d["leverage_mix"] = [tuple(x) for x in self.leverage_mix]
+        d.pop("feedback_half_life_hours")
+        tilt = d.pop("leverage_tilt")
+        d["leverage_mix"] = [(lev, w * (lev / 10.0) ** tilt) for lev, w in self.leverage_mix]
         return d
 
 
@@ -309,6 +321,48 @@ class ReplayResult:
         return self.heatmap.long[i], self.heatmap.short[i]
 
 
+class Feedback:
+    """Multiplier from realized vs predicted liquidations of past bars (exponential average
+    with a half-life in hours). Starts at 1; only past bars move it."""
+
+    def __init__(self, half_life_hours: float) -> None:
+        if not (half_life_hours >= 0 and math.isfinite(half_life_hours)):
+            raise InvalidInputError(f"feedback_half_life_hours must be >= 0, got {half_life_hours}")
+        self.half_life = half_life_hours
+        self.num = 0.0
+        self.den = 0.0
+        self.last_ts: int | None = None
+
+    def multiplier(self) -> float:
+        return self.num / self.den if self.half_life > 0 and self.den > 0 and self.num > 0 else 1.0
+
+    def observe(self, ts_ms: int, predicted_usd: float, realized_usd: float) -> None:
+        if self.half_life <= 0 or not (math.isfinite(predicted_usd) and math.isfinite(realized_usd)):
+            return
+        if self.last_ts is not None:
+            decay = 0.5 ** (max(ts_ms - self.last_ts, 0) / 3_600_000 / self.half_life)
+            self.num *= decay
+            self.den *= decay
+        self.last_ts = ts_ms
+        self.num += realized_usd
+        self.den += predicted_usd
+
+
+def apply_feedback(ts_ms: Any, pred_long: F64, pred_short: F64, real: Mapping[int, tuple[float, float]], half_life_hours: float) -> tuple[F64, F64]:
+    """Predictions scaled by the feedback multiplier built from the realized liquidations of
+    earlier bars (``real``: ts → (long, short)); bar t never sees its own realized value."""
+    fb = Feedback(half_life_hours)
+    out_l, out_s = pred_long.copy(), pred_short.copy()
+    for i, t in enumerate(ts_ms):
+        m = fb.multiplier()
+        out_l[i] *= m
+        out_s[i] *= m
+        r = real.get(int(t))
+        if r is not None:
+            fb.observe(int(t), pred_long[i] + pred_short[i], r[0] + r[1])
+    return out_l, out_s
+
+
 class LiveModel:
     """The model for incremental use: one book per venue, updated bar by bar (from ingestion or
     a replay), with maps, evidence and checkpoints."""
@@ -335,6 +389,7 @@ class LiveModel:
             self._core.add_venue(models, since, int(ms))
         self.scale = {v: float(scale[v] if isinstance(scale, Mapping) else scale) for v in self.venues}
         self.weights = {v: float((weights or {}).get(v, 1.0)) for v in self.venues}
+        self.feedback = Feedback(self.params.feedback_half_life_hours)
 
     def _scales(self) -> list[float]:
         return [self.scale[v] * self.weights[v] for v in self.venues]
@@ -350,8 +405,13 @@ class LiveModel:
         """One bar of one venue; returns predicted (long_usd, short_usd, gap) for it."""
         v = self.index(venue)
         lg, sh, gap, warm = self._core.step(v, ts_ms, open, high, low, close, oi_close_usd, taker_net_base, profile)
-        k = self.scale[venue] * self.weights[venue]
+        k = self.scale[venue] * self.weights[venue] * self.feedback.multiplier()
         return (0.0 if warm else float(lg) * k, 0.0 if warm else float(sh) * k, bool(gap))
+
+    def observe_realized(self, ts_ms: int, predicted_usd: float, realized_usd: float) -> None:
+        """Tell the feedback what a past bar predicted (before feedback) and what was realized
+        (all venues together); no effect unless ``feedback_half_life_hours`` > 0."""
+        self.feedback.observe(ts_ms, predicted_usd, realized_usd)
 
     def map(self, grid: _core.PriceGrid, *, venue: str | None = None, side: Literal["long", "short"] | None = None,
             leverage: tuple[float, float] = (0.0, math.inf)) -> tuple[F64, F64]:

@@ -77,6 +77,10 @@ pub struct Params {
     pub position_usd: f64,
     /// Cohorts whose notional fell below this share of their band's are dropped.
     pub prune_below: f64,
+    /// Liquidations of positions the book does not hold (cross margin, odd leverage): per bar,
+    /// `background × open interest × (open − low)/open` for longs, `(high − open)/open` for
+    /// shorts.
+    pub background: f64,
 }
 
 impl Default for Params {
@@ -93,6 +97,7 @@ impl Default for Params {
             intrabar: 0.5,
             position_usd: 10_000.0,
             prune_below: 1e-9,
+            background: 0.0,
         }
     }
 }
@@ -119,6 +124,9 @@ impl Params {
         unit("decay_per_hour", self.decay_per_hour)?;
         unit("intrabar", self.intrabar)?;
         unit("prune_below", self.prune_below)?;
+        if !(self.background.is_finite() && (0.0..=10.0).contains(&self.background)) {
+            return bad(format!("background must be in [0, 10], got {}", self.background));
+        }
         if !(self.leverage_spread.is_finite() && (0.0..=2.0).contains(&self.leverage_spread)) {
             return bad(format!("leverage_spread must be in [0, 2], got {}", self.leverage_spread));
         }
@@ -329,9 +337,11 @@ impl Model {
         if empty {
             out.warmup = true;
         } else {
-            // (1) The bar's range liquidates what it crosses.
-            out.long_usd = vb.book.sweep_longs(bar.low, |price, usd| on_liq(LONG, price, usd)).usd;
-            out.short_usd = vb.book.sweep_shorts(bar.high, |price, usd| on_liq(SHORT, price, usd)).usd;
+            // (1) The bar's range liquidates what it crosses (and the background share).
+            out.long_usd = p.background * vb.book.side_usd(LONG) * (bar.open - bar.low) / bar.open;
+            out.short_usd = p.background * vb.book.side_usd(SHORT) * (bar.high - bar.open) / bar.open;
+            out.long_usd += vb.book.sweep_longs(bar.low, |price, usd| on_liq(LONG, price, usd)).usd;
+            out.short_usd += vb.book.sweep_shorts(bar.high, |price, usd| on_liq(SHORT, price, usd)).usd;
             // (2) Turnover and decay.
             let keep_decay = (1.0 - p.decay_per_hour).powf(hours);
             for (b, tau) in self.taus.iter().enumerate() {
@@ -722,7 +732,7 @@ mod persist {
     use crate::margin::{ContractKind, FeeMode, MarginModel, MarginRules, MmBasis, TierMath};
     use crate::tiers::{Tier, TierTable, TierUnit};
 
-    const MAGIC: &[u8] = b"LQFMODL1";
+    const MAGIC: &[u8] = b"LQFMODL2";
 
     fn put_params(w: &mut Writer, p: &Params) {
         w.u64(p.leverage_mix.len() as u64);
@@ -750,7 +760,7 @@ mod persist {
                 w.f64(t);
             }
         }
-        for v in [p.turnover_per_hour, p.turnover_leverage_exponent, p.decay_per_hour, p.intrabar, p.position_usd, p.prune_below] {
+        for v in [p.turnover_per_hour, p.turnover_leverage_exponent, p.decay_per_hour, p.intrabar, p.position_usd, p.prune_below, p.background] {
             w.f64(v);
         }
     }
@@ -787,6 +797,7 @@ mod persist {
             intrabar: r.f64()?,
             position_usd: r.f64()?,
             prune_below: r.f64()?,
+            background: r.f64()?,
         })
     }
 

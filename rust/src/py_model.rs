@@ -43,6 +43,7 @@ fn params_from(d: &Bound<'_, PyDict>) -> Result<Params, LiqError> {
             "intrabar" => p.intrabar = num(&v)?,
             "position_usd" => p.position_usd = num(&v)?,
             "prune_below" => p.prune_below = num(&v)?,
+            "background" => p.background = num(&v)?,
             other => return Err(invalid(format!("unknown model parameter {other:?}"))),
         }
     }

@@ -16,7 +16,7 @@ def register(sub: Any) -> None:
     p.add_argument("--venue", default="binance-usdm", choices=venues())
     p.add_argument("--symbol", default="BTC")
     p.add_argument("--fit-until", type=int, default=None, metavar="TS_MS", help="fit only on bars before this time")
-    p.add_argument("--rounds", type=int, default=2, help="coordinate-search rounds (default 2)")
+    p.add_argument("--rounds", type=int, default=3, help="coordinate-search rounds (default 3)")
     p.set_defaults(func=run)
 
 
