@@ -429,8 +429,10 @@ class LiveModel:
         return self._core.cohorts(self.index(venue))
 
     def checkpoint(self) -> bytes:
+        fb = self.feedback
         head = msgspec.json.encode({"params": self.params, "symbol": self.symbol, "venues": self.venues,
-                                    "scale": self.scale, "weights": self.weights})
+                                    "scale": self.scale, "weights": self.weights,
+                                    "feedback": [fb.num, fb.den, fb.last_ts]})
         return len(head).to_bytes(4, "little") + head + self._core.checkpoint()
 
     @classmethod
@@ -451,6 +453,8 @@ class LiveModel:
         self.venues = list(head["venues"])
         self.scale = dict(head["scale"])
         self.weights = dict(head["weights"])
+        self.feedback = Feedback(params.feedback_half_life_hours)
+        self.feedback.num, self.feedback.den, self.feedback.last_ts = head["feedback"]
         self._core = _core.Model.restore(data[4 + n:])
         return self
 
