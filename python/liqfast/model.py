@@ -445,16 +445,15 @@ class LiveModel:
         try:
             head = msgspec.json.decode(data[4:4 + n])
             params = msgspec.convert(head["params"], ModelParams)
-        except (msgspec.DecodeError, msgspec.ValidationError, KeyError, TypeError) as e:
+            fb_num, fb_den, fb_last = head["feedback"]
+            symbol, venues, scale, weights = head["symbol"], list(head["venues"]), dict(head["scale"]), dict(head["weights"])
+        except (msgspec.DecodeError, msgspec.ValidationError, KeyError, TypeError, ValueError) as e:
             raise CheckpointError(f"cannot restore checkpoint: bad header ({e})") from None
         self = cls.__new__(cls)
         self.params = params
-        self.symbol = head["symbol"]
-        self.venues = list(head["venues"])
-        self.scale = dict(head["scale"])
-        self.weights = dict(head["weights"])
+        self.symbol, self.venues, self.scale, self.weights = symbol, venues, scale, weights
         self.feedback = Feedback(params.feedback_half_life_hours)
-        self.feedback.num, self.feedback.den, self.feedback.last_ts = head["feedback"]
+        self.feedback.num, self.feedback.den, self.feedback.last_ts = fb_num, fb_den, fb_last
         self._core = _core.Model.restore(data[4 + n:])
         return self
 
