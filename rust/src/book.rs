@@ -253,8 +253,9 @@ pub struct Sweep {
 
 #[derive(Clone, Debug)]
 pub struct Book {
+    /// Cohorts in opening order; dead slots are reclaimed by [`Book::compact`], so recent
+    /// cohorts (the ones sweeps hit most) stay together in memory.
     slots: Vec<Cohort>,
-    free: Vec<u32>,
     /// Per side: every live cohort with a liquidation price, ordered by it.
     index: [LiqIndex; 2],
     /// Per (side, band): cohorts in opening order, for pruning the oldest.
@@ -280,7 +281,6 @@ impl Book {
         let bands = bands.max(1);
         Book {
             slots: Vec::new(),
-            free: Vec::new(),
             index: [LiqIndex::default(), LiqIndex::default()],
             fifo: vec![VecDeque::new(); 2 * bands],
             bands,
@@ -336,7 +336,8 @@ impl Book {
     /// current.
     pub fn attach_grid(&mut self, grid: PriceGrid) {
         let width = grid.len() + 2;
-        let mut hist = Hist { grid, width, cells: vec![0.0; 2 * self.bands * width], counts: vec![0; 2 * self.bands * width] };
+        let mut hist =
+            Hist { grid, width, cells: vec![0.0; 2 * self.bands * width], counts: vec![0; 2 * self.bands * width] };
         for c in self.slots.iter().filter(|c| c.alive && !c.liq.is_nan()) {
             let row = self.group(c.side_index(), c.band) * width;
             let slot = hist.slot(c.liq);
@@ -385,27 +386,9 @@ impl Book {
         let side = usize::from(n.side < 0);
         let g = self.group(side, n.band);
         let stored = n.notional / self.scale[g];
-        let id = match self.free.pop() {
-            Some(id) => id,
-            None => {
-                self.slots.push(Cohort {
-                    side: 1,
-                    entry: 0.0,
-                    stored: 0.0,
-                    leverage: 0.0,
-                    liq: f64::NAN,
-                    open_ms: 0,
-                    weight: 0.0,
-                    band: 0,
-                    generation: 0,
-                    alive: false,
-                });
-                (self.slots.len() - 1) as u32
-            }
-        };
-        let slot = &mut self.slots[id as usize];
-        let generation = slot.generation.wrapping_add(1);
-        *slot = Cohort {
+        let id = self.slots.len() as u32;
+        let generation = 1;
+        self.slots.push(Cohort {
             side: n.side,
             entry: n.entry,
             stored,
@@ -416,7 +399,7 @@ impl Book {
             band: n.band,
             generation,
             alive: true,
-        };
+        });
         if !n.liq.is_nan() {
             self.index[side].insert(n.liq, id);
             if let Some(h) = &mut self.hist {
@@ -445,7 +428,6 @@ impl Book {
         self.stored_sum[g] -= c.stored;
         self.group_live[g] -= 1;
         self.slots[id as usize].alive = false;
-        self.free.push(id);
         self.live -= 1;
         if self.live == 0 {
             // Drop rounding residue so an emptied book is exactly empty.
@@ -455,6 +437,42 @@ impl Book {
             }
         }
         c.stored * self.scale[g]
+    }
+
+    /// Reclaim dead slots once they outnumber the live ones: live cohorts move down in their
+    /// opening order and the index and queues are rebuilt (amortised O(1) per removal).
+    fn maybe_compact(&mut self) {
+        if self.slots.len() > 2 * self.live + 4096 {
+            self.compact();
+        }
+    }
+
+    fn compact(&mut self) {
+        let mut new_id = vec![u32::MAX; self.slots.len()];
+        let mut slots = Vec::with_capacity(self.live + self.live / 2);
+        for (old, c) in self.slots.iter().enumerate() {
+            if c.alive {
+                new_id[old] = slots.len() as u32;
+                slots.push(*c);
+            }
+        }
+        self.slots = slots;
+        self.index = [LiqIndex::default(), LiqIndex::default()];
+        for (id, c) in self.slots.iter().enumerate() {
+            if !c.liq.is_nan() {
+                self.index[c.side_index()].insert(c.liq, id as u32);
+            }
+        }
+        let slots = &self.slots;
+        for q in &mut self.fifo {
+            *q = q
+                .iter()
+                .filter_map(|&(old, generation)| {
+                    let id = *new_id.get(old as usize)?;
+                    (id != u32::MAX && slots[id as usize].generation == generation).then_some((id, generation))
+                })
+                .collect();
+        }
     }
 
     /// Liquidate every long whose liquidation price is at or above `low` (price fell to `low`).
@@ -496,6 +514,7 @@ impl Book {
             out.usd += usd;
             out.cohorts += 1;
         }
+        self.maybe_compact();
         out
     }
 
@@ -517,6 +536,7 @@ impl Book {
                     self.remove(id);
                 }
             }
+            self.maybe_compact();
             return Ok(());
         }
         self.scale[g] *= factor;
@@ -588,6 +608,7 @@ impl Book {
                 left = 0.0;
             }
         }
+        self.maybe_compact();
         Ok(usd - left.max(0.0))
     }
 
@@ -622,6 +643,7 @@ impl Book {
                 });
             }
         }
+        self.maybe_compact();
         dropped
     }
 
@@ -632,7 +654,12 @@ impl Book {
 
     /// The live map on the attached grid: USD per bucket for each side, summed over the bands
     /// for which `band_filter` is true. Returns `(long, short, [below, above] per side)`.
-    pub fn hist_column(&self, band_filter: impl Fn(u16) -> bool, long: &mut [f64], short: &mut [f64]) -> Result<[[f64; 2]; 2]> {
+    pub fn hist_column(
+        &self,
+        band_filter: impl Fn(u16) -> bool,
+        long: &mut [f64],
+        short: &mut [f64],
+    ) -> Result<[[f64; 2]; 2]> {
         let h = self.hist.as_ref().ok_or_else(|| LiqError::Invalid("no grid attached to the book".into()))?;
         let n = h.grid.len();
         if long.len() != n || short.len() != n {
@@ -667,7 +694,15 @@ impl Book {
 
     /// Exact live map on any grid by scanning the cohorts, with filters: `side` (None = both)
     /// and a leverage range `[lev_lo, lev_hi]`.
-    pub fn snapshot(&self, grid: &PriceGrid, side: Option<usize>, lev_lo: f64, lev_hi: f64, long: &mut [f64], short: &mut [f64]) -> Result<()> {
+    pub fn snapshot(
+        &self,
+        grid: &PriceGrid,
+        side: Option<usize>,
+        lev_lo: f64,
+        lev_hi: f64,
+        long: &mut [f64],
+        short: &mut [f64],
+    ) -> Result<()> {
         let n = grid.len();
         if long.len() != n || short.len() != n {
             return Err(LiqError::Array(format!("map outputs must have {n} buckets")));
@@ -712,10 +747,6 @@ impl Book {
             w.u64(u64::from(c.band));
             w.u64(u64::from(c.generation));
             w.u64(u64::from(c.alive));
-        }
-        w.u64(self.free.len() as u64);
-        for &id in &self.free {
-            w.u64(u64::from(id));
         }
         for q in &self.fifo {
             w.u64(q.len() as u64);
@@ -782,11 +813,6 @@ impl Book {
         if alive_count != live {
             return Err(LiqError::Checkpoint("live count does not match the cohorts".into()));
         }
-        let nfree = r.len(n)?;
-        let mut free = Vec::with_capacity(nfree);
-        for _ in 0..nfree {
-            free.push(r.id(n)?);
-        }
         let mut fifo = Vec::with_capacity(2 * bands);
         for _ in 0..2 * bands {
             let len = r.len(r.remaining() / 16)?;
@@ -817,11 +843,11 @@ impl Book {
         for c in slots.iter().filter(|c| c.alive) {
             group_live[c.side_index() * bands + usize::from(c.band)] += 1;
         }
-        Ok(Book { slots, free, index, fifo, bands, scale, stored_sum, group_live, hist, live })
+        Ok(Book { slots, index, fifo, bands, scale, stored_sum, group_live, hist, live })
     }
 }
 
-const MAGIC: &[u8] = b"LQFBOOK1";
+const MAGIC: &[u8] = b"LQFBOOK2";
 
 /// Little-endian writer with a trailing FNV-1a checksum.
 #[derive(Default)]
@@ -937,7 +963,14 @@ mod tests {
     #[test]
     fn sweeps_take_exactly_the_crossed_levels() {
         let mut b = Book::new(2);
-        b.open(&[c(1, 90.0, 10.0, 0), c(1, 95.0, 20.0, 1), c(1, 99.0, 5.0, 0), c(-1, 101.0, 7.0, 0), c(-1, 110.0, 3.0, 1)]).unwrap();
+        b.open(&[
+            c(1, 90.0, 10.0, 0),
+            c(1, 95.0, 20.0, 1),
+            c(1, 99.0, 5.0, 0),
+            c(-1, 101.0, 7.0, 0),
+            c(-1, 110.0, 3.0, 1),
+        ])
+        .unwrap();
         let s = b.sweep_longs(95.0, |_, _| {});
         assert_eq!((s.usd, s.cohorts), (25.0, 2));
         assert_eq!(b.sweep_longs(95.0, |_, _| {}).cohorts, 0, "a swept level is consumed once");
@@ -1027,6 +1060,52 @@ mod tests {
         assert!(b.open(&[c(1, 90.0, f64::NAN, 0)]).is_err());
         assert!(b.open(&[c(1, 90.0, 1.0, 3)]).is_err());
         assert!(b.is_empty());
+    }
+
+    #[test]
+    fn compaction_keeps_every_live_cohort_findable() {
+        // Enough churn to compact several times; a plain list is the reference.
+        let mut b = Book::new(2);
+        b.attach_grid(PriceGrid::new(1.0, 300.0, 1.0).unwrap());
+        let mut reference: Vec<(f64, f64, i8)> = Vec::new();
+        let mut x = 12345u64;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 11) as f64 / (1u64 << 53) as f64
+        };
+        for round in 0..40 {
+            let mut batch = Vec::new();
+            for _ in 0..1000 {
+                let side = if rnd() < 0.5 { 1 } else { -1 };
+                let liq = 50.0 + 200.0 * rnd();
+                batch.push(c(side, liq, 1.0, (round % 2) as u16));
+                reference.push((liq, 1.0, side));
+            }
+            b.open(&batch).unwrap();
+            let low = 150.0 + 100.0 * rnd();
+            let got = b.sweep_longs(low, |_, _| {}).cohorts;
+            let want = reference.iter().filter(|r| r.2 > 0 && r.0 >= low).count();
+            assert_eq!(got, want, "round {round}");
+            reference.retain(|r| !(r.2 > 0 && r.0 >= low));
+            let high = 50.0 + 100.0 * rnd();
+            let got = b.sweep_shorts(high, |_, _| {}).cohorts;
+            let want = reference.iter().filter(|r| r.2 < 0 && r.0 <= high).count();
+            assert_eq!(got, want, "round {round}");
+            reference.retain(|r| !(r.2 < 0 && r.0 <= high));
+            assert_eq!(b.len(), reference.len());
+            assert!(b.slots.len() <= 2 * b.len() + 4096 + 1000);
+        }
+        // Evidence, pruning and checkpoints still work on the compacted book.
+        let (mut l, mut s) = (vec![0.0; 299], vec![0.0; 299]);
+        b.hist_column(|_| true, &mut l, &mut s).unwrap();
+        assert!((l.iter().sum::<f64>() - b.side_usd(LONG)).abs() < 1e-6);
+        assert!(b.evidence(SHORT, 200.0, 5.0, 0.1).unwrap() > 0.0);
+        let restored = Book::restore(&b.checkpoint()).unwrap();
+        assert!(restored.checkpoint() == b.checkpoint());
+        b.scale_side(LONG, 1e-12).unwrap();
+        assert!(b.prune(1e-3) == 0 || b.len() < reference.len());
     }
 
     proptest! {

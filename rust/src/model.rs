@@ -10,7 +10,7 @@
 //! the bar itself already crossed are partly liquidated within the bar (`intrabar`).
 //! Everything is a documented parameter ([`Params`]) with a default.
 
-use crate::book::{Book, NewCohort, LONG, SHORT};
+use crate::book::{Book, LONG, NewCohort, SHORT};
 use crate::error::{LiqError, Result};
 use crate::grid::PriceGrid;
 use crate::margin::{ContractKind, MarginInput, MarginModel};
@@ -134,7 +134,10 @@ impl Params {
             return bad(format!("leverage_points must be in 1..=64, got {}", self.leverage_points));
         }
         if !(self.turnover_leverage_exponent.is_finite() && self.turnover_leverage_exponent.abs() <= 4.0) {
-            return bad(format!("turnover_leverage_exponent must be in [-4, 4], got {}", self.turnover_leverage_exponent));
+            return bad(format!(
+                "turnover_leverage_exponent must be in [-4, 4], got {}",
+                self.turnover_leverage_exponent
+            ));
         }
         if !(self.position_usd.is_finite() && self.position_usd > 0.0) {
             return bad(format!("position_usd must be > 0, got {}", self.position_usd));
@@ -179,18 +182,41 @@ impl Params {
 /// Inverse of the standard normal CDF (Acklam's rational approximation, |rel error| < 1.2e-9).
 #[must_use]
 pub fn inv_norm(q: f64) -> f64 {
-    const A: [f64; 6] = [-3.969_683_028_665_376e1, 2.209_460_984_245_205e2, -2.759_285_104_469_687e2, 1.383_577_518_672_69e2, -3.066_479_806_614_716e1, 2.506_628_277_459_239];
-    const B: [f64; 5] = [-5.447_609_879_822_406e1, 1.615_858_368_580_409e2, -1.556_989_798_598_866e2, 6.680_131_188_771_972e1, -1.328_068_155_288_572e1];
-    const C: [f64; 6] = [-7.784_894_002_430_293e-3, -3.223_964_580_411_365e-1, -2.400_758_277_161_838, -2.549_732_539_343_734, 4.374_664_141_464_968, 2.938_163_982_698_783];
-    const D: [f64; 4] = [7.784_695_709_041_462e-3, 3.224_671_290_700_398e-1, 2.445_134_137_142_996, 3.754_408_661_907_416];
+    const A: [f64; 6] = [
+        -3.969_683_028_665_376e1,
+        2.209_460_984_245_205e2,
+        -2.759_285_104_469_687e2,
+        1.383_577_518_672_69e2,
+        -3.066_479_806_614_716e1,
+        2.506_628_277_459_239,
+    ];
+    const B: [f64; 5] = [
+        -5.447_609_879_822_406e1,
+        1.615_858_368_580_409e2,
+        -1.556_989_798_598_866e2,
+        6.680_131_188_771_972e1,
+        -1.328_068_155_288_572e1,
+    ];
+    const C: [f64; 6] = [
+        -7.784_894_002_430_293e-3,
+        -3.223_964_580_411_365e-1,
+        -2.400_758_277_161_838,
+        -2.549_732_539_343_734,
+        4.374_664_141_464_968,
+        2.938_163_982_698_783,
+    ];
+    const D: [f64; 4] =
+        [7.784_695_709_041_462e-3, 3.224_671_290_700_398e-1, 2.445_134_137_142_996, 3.754_408_661_907_416];
     const LOW: f64 = 0.024_25;
     if q < LOW {
         let r = (-2.0 * q.ln()).sqrt();
-        (((((C[0] * r + C[1]) * r + C[2]) * r + C[3]) * r + C[4]) * r + C[5]) / ((((D[0] * r + D[1]) * r + D[2]) * r + D[3]) * r + 1.0)
+        (((((C[0] * r + C[1]) * r + C[2]) * r + C[3]) * r + C[4]) * r + C[5])
+            / ((((D[0] * r + D[1]) * r + D[2]) * r + D[3]) * r + 1.0)
     } else if q <= 1.0 - LOW {
         let x = q - 0.5;
         let r = x * x;
-        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * x / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
+        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * x
+            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
     } else {
         -inv_norm(1.0 - q)
     }
@@ -297,7 +323,9 @@ impl Model {
         let points = params.leverage_points();
         let taus = points
             .iter()
-            .map(|&(l, _)| (params.turnover_per_hour * (l / 10.0).powf(params.turnover_leverage_exponent)).clamp(0.0, 1.0))
+            .map(|&(l, _)| {
+                (params.turnover_per_hour * (l / 10.0).powf(params.turnover_leverage_exponent)).clamp(0.0, 1.0)
+            })
             .collect();
         Ok(Model { params, points, taus, venues: Vec::new() })
     }
@@ -310,7 +338,14 @@ impl Model {
 
     /// Advance venue `v` by one bar. `profile` is the bar's (price, volume) by price, used
     /// by the `Profile` entry rule. `on_liq(side, price, usd)` sees every liquidation.
-    pub fn step(&mut self, v: usize, bar: &Bar, index: usize, profile: Option<&[(f64, f64)]>, mut on_liq: impl FnMut(usize, f64, f64)) -> Result<StepOut> {
+    pub fn step(
+        &mut self,
+        v: usize,
+        bar: &Bar,
+        index: usize,
+        profile: Option<&[(f64, f64)]>,
+        mut on_liq: impl FnMut(usize, f64, f64),
+    ) -> Result<StepOut> {
         check_bar(bar, index)?;
         let p = &self.params;
         let vb = self.venues.get_mut(v).ok_or_else(|| LiqError::Invalid(format!("no venue {v}")))?;
@@ -375,7 +410,11 @@ impl Model {
                 SideRule::Even => [0.0, 0.0],
                 // Net taker buying: the shorts took the passive side; selling: the longs.
                 SideRule::TakerTilt(t) => {
-                    if flow > 0.0 { [0.0, t * flow] } else { [-t * flow, 0.0] }
+                    if flow > 0.0 {
+                        [0.0, t * flow]
+                    } else {
+                        [-t * flow, 0.0]
+                    }
                 }
             };
             // The first fill is the whole book at once: spread it over several strata offsets
@@ -403,7 +442,16 @@ impl Model {
     /// Open positions so that `usd[side]` of them survive the bar on each side; returns the
     /// intrabar liquidations (positions opened in the bar whose liquidation price the bar
     /// also crossed: they are part of the gross flow but not of the closing open interest).
-    fn open(vb: &mut VenueBook, points: &[(f64, f64)], p: &Params, bar: &Bar, profile: Option<&[(f64, f64)]>, u_entry: f64, usd: [f64; 2], hedged: [f64; 2]) -> Result<[f64; 2]> {
+    fn open(
+        vb: &mut VenueBook,
+        points: &[(f64, f64)],
+        p: &Params,
+        bar: &Bar,
+        profile: Option<&[(f64, f64)]>,
+        u_entry: f64,
+        usd: [f64; 2],
+        hedged: [f64; 2],
+    ) -> Result<[f64; 2]> {
         let entries = entry_points(&p.entry, bar, profile, u_entry);
         let model = vb.model_at(bar.ts_ms).clone();
         let mut intrabar = [0.0; 2];
@@ -552,7 +600,13 @@ pub type Profiles = Vec<Vec<(f64, f64)>>;
 /// `scale[v]` converts venue v's model notional to predicted USD (calibrated scale × venue
 /// weight). `heatmap`, when given, gets a column after the last bar of each resolution interval.
 /// `profiles[v]`, when given, holds one (price, volume) list per bar of venue v.
-pub fn replay(model: &mut Model, bars: &[Vec<Bar>], scale: &[f64], mut heatmap: Option<&mut HeatmapRecorder>, profiles: Option<&[Option<Profiles>]>) -> Result<Replay> {
+pub fn replay(
+    model: &mut Model,
+    bars: &[Vec<Bar>],
+    scale: &[f64],
+    mut heatmap: Option<&mut HeatmapRecorder>,
+    profiles: Option<&[Option<Profiles>]>,
+) -> Result<Replay> {
     if bars.len() != model.venues.len() || scale.len() != bars.len() {
         return Err(LiqError::Invalid(format!(
             "{} bar series and {} scales for {} venues",
@@ -610,7 +664,13 @@ pub fn replay(model: &mut Model, bars: &[Vec<Bar>], scale: &[f64], mut heatmap: 
         }
     }
     let n = ts.len();
-    let mut out = Replay { ts: ts.clone(), long_usd: vec![0.0; n], short_usd: vec![0.0; n], gap: vec![false; n], warmup: vec![true; n] };
+    let mut out = Replay {
+        ts: ts.clone(),
+        long_usd: vec![0.0; n],
+        short_usd: vec![0.0; n],
+        gap: vec![false; n],
+        warmup: vec![true; n],
+    };
     let mut next = vec![0usize; bars.len()];
     let (mut col_l, mut col_s) = (Vec::new(), Vec::new());
     for (k, &t) in ts.iter().enumerate() {
@@ -698,7 +758,10 @@ mod tests {
     #[test]
     fn bad_bars_are_named() {
         let mut m = model(Params::default());
-        assert!(matches!(m.step(0, &bar(0, 100.0, 99.0, 101.0, 100.0, 1.0), 3, None, |_, _, _| {}), Err(LiqError::Bars { index: Some(3), .. })));
+        assert!(matches!(
+            m.step(0, &bar(0, 100.0, 99.0, 101.0, 100.0, 1.0), 3, None, |_, _, _| {}),
+            Err(LiqError::Bars { index: Some(3), .. })
+        ));
         assert!(m.step(0, &bar(0, f64::NAN, 101.0, 99.0, 100.0, 1.0), 0, None, |_, _, _| {}).is_err());
         assert!(m.step(0, &bar(0, 100.0, 101.0, 99.0, 100.0, -1.0), 0, None, |_, _, _| {}).is_err());
         m.step(0, &bar(5, 100.0, 101.0, 99.0, 100.0, 1.0), 0, None, |_, _, _| {}).unwrap();
@@ -760,7 +823,15 @@ mod persist {
                 w.f64(t);
             }
         }
-        for v in [p.turnover_per_hour, p.turnover_leverage_exponent, p.decay_per_hour, p.intrabar, p.position_usd, p.prune_below, p.background] {
+        for v in [
+            p.turnover_per_hour,
+            p.turnover_leverage_exponent,
+            p.decay_per_hour,
+            p.intrabar,
+            p.position_usd,
+            p.prune_below,
+            p.background,
+        ] {
             w.f64(v);
         }
     }
@@ -849,13 +920,25 @@ mod persist {
         let n = r.len(4096)?;
         let mut tiers = Vec::with_capacity(n);
         for _ in 0..n {
-            tiers.push(Tier { floor: r.f64()?, cap: r.f64()?, mmr: r.f64()?, maint_amount: r.f64()?, max_leverage: r.f64()? });
+            tiers.push(Tier {
+                floor: r.f64()?,
+                cap: r.f64()?,
+                mmr: r.f64()?,
+                maint_amount: r.f64()?,
+                max_leverage: r.f64()?,
+            });
         }
         let table = TierTable::new(unit, tiers).map_err(|e| LiqError::Checkpoint(format!("tier table: {e}")))?;
         // Validate the numbers the way a fresh model would, then rebuild exactly.
         MarginModel::new(MarginRules { kind, basis, fee_mode, tier_math }, contract_size, fee_rate, table.clone())
             .map_err(|e| LiqError::Checkpoint(format!("margin model: {e}")))?;
-        Ok(MarginModel::build(MarginRules { kind, basis, fee_mode, tier_math }, contract_size, fee_rate, table, overridden))
+        Ok(MarginModel::build(
+            MarginRules { kind, basis, fee_mode, tier_math },
+            contract_size,
+            fee_rate,
+            table,
+            overridden,
+        ))
     }
 
     impl Model {
@@ -913,7 +996,8 @@ mod persist {
                 if book.bands() != model.points.len() {
                     return Err(LiqError::Checkpoint("book bands do not match the parameters".into()));
                 }
-                let mut vb = VenueBook::new(models, since, model.points.len(), bar_ms).map_err(|e| LiqError::Checkpoint(e.to_string()))?;
+                let mut vb = VenueBook::new(models, since, model.points.len(), bar_ms)
+                    .map_err(|e| LiqError::Checkpoint(e.to_string()))?;
                 vb.book = book;
                 vb.last_ts = has_last.then_some(last);
                 vb.rejected = rejected;

@@ -9,7 +9,7 @@ use crate::book::{LONG, SHORT};
 use crate::error::LiqError;
 use crate::grid::PriceGrid;
 use crate::model::{self, Bar, EntryRule, HeatmapRecorder, Model, Params, SideRule};
-use crate::py::{array, enter, to_pyerr, PyMarginModel, PyPriceGrid};
+use crate::py::{PyMarginModel, PyPriceGrid, array, enter, to_pyerr};
 
 fn invalid(m: String) -> LiqError {
     LiqError::Invalid(m)
@@ -23,7 +23,9 @@ fn params_from(d: &Bound<'_, PyDict>) -> Result<Params, LiqError> {
     for (k, v) in d.iter() {
         let key: String = k.extract().map_err(|_| invalid("parameter names must be strings".into()))?;
         let num = |v: &Bound<'_, PyAny>| v.extract::<f64>().map_err(|_| invalid(format!("{key} must be a number")));
-        let int = |v: &Bound<'_, PyAny>| v.extract::<usize>().map_err(|_| invalid(format!("{key} must be a non-negative int")));
+        let int = |v: &Bound<'_, PyAny>| {
+            v.extract::<usize>().map_err(|_| invalid(format!("{key} must be a non-negative int")))
+        };
         let text = |v: &Bound<'_, PyAny>| v.extract::<String>().map_err(|_| invalid(format!("{key} must be a string")));
         match key.as_str() {
             "leverage_mix" => {
@@ -64,10 +66,7 @@ fn params_from(d: &Bound<'_, PyDict>) -> Result<Params, LiqError> {
 }
 
 /// Bars of one venue from column arrays.
-fn bars_from(
-    ts: &PyReadonlyArray1<'_, i64>,
-    cols: [&PyReadonlyArray1<'_, f64>; 6],
-) -> Result<Vec<Bar>, LiqError> {
+fn bars_from(ts: &PyReadonlyArray1<'_, i64>, cols: [&PyReadonlyArray1<'_, f64>; 6]) -> Result<Vec<Bar>, LiqError> {
     let ts = ts.as_slice().map_err(|_| LiqError::Array("ts_ms must be contiguous".into()))?;
     let c: Vec<&[f64]> = cols
         .iter()
@@ -79,18 +78,32 @@ fn bars_from(
         return Err(LiqError::Array(format!("{} has {} rows but ts_ms has {n}", names[bad], c[bad].len())));
     }
     Ok((0..n)
-        .map(|i| Bar { ts_ms: ts[i], open: c[0][i], high: c[1][i], low: c[2][i], close: c[3][i], oi_usd: c[4][i], taker_net_base: c[5][i] })
+        .map(|i| Bar {
+            ts_ms: ts[i],
+            open: c[0][i],
+            high: c[1][i],
+            low: c[2][i],
+            close: c[3][i],
+            oi_usd: c[4][i],
+            taker_net_base: c[5][i],
+        })
         .collect())
 }
 
 /// Per-bar (price, volume) lists from flat arrays and row offsets.
-fn profile_from(p: &(PyReadonlyArray1<'_, f64>, PyReadonlyArray1<'_, f64>, PyReadonlyArray1<'_, i64>)) -> Result<model::Profiles, LiqError> {
+fn profile_from(
+    p: &(PyReadonlyArray1<'_, f64>, PyReadonlyArray1<'_, f64>, PyReadonlyArray1<'_, i64>),
+) -> Result<model::Profiles, LiqError> {
     let (price, vol, off) = (p.0.as_slice(), p.1.as_slice(), p.2.as_slice());
     let (Ok(price), Ok(vol), Ok(off)) = (price, vol, off) else {
         return Err(LiqError::Array("profile arrays must be contiguous".into()));
     };
     if price.len() != vol.len() {
-        return Err(LiqError::Array(format!("profile prices ({}) and volumes ({}) differ in length", price.len(), vol.len())));
+        return Err(LiqError::Array(format!(
+            "profile prices ({}) and volumes ({}) differ in length",
+            price.len(),
+            vol.len()
+        )));
     }
     let mut out = Vec::with_capacity(off.len().saturating_sub(1));
     for w in off.windows(2) {
@@ -119,7 +132,13 @@ impl PyModel {
 
     /// Add a venue (its formulas oldest first, with the instant each applies from); returns
     /// its index.
-    fn add_venue(&mut self, py: Python<'_>, models: Vec<PyRef<'_, PyMarginModel>>, since: Vec<Option<i64>>, bar_ms: i64) -> PyResult<usize> {
+    fn add_venue(
+        &mut self,
+        py: Python<'_>,
+        models: Vec<PyRef<'_, PyMarginModel>>,
+        since: Vec<Option<i64>>,
+        bar_ms: i64,
+    ) -> PyResult<usize> {
         let ms = models.iter().map(|m| m.inner.clone()).collect();
         self.inner.add_venue(ms, since, bar_ms).map_err(|e| to_pyerr(py, e))
     }
@@ -167,13 +186,23 @@ impl PyModel {
     fn replay<'py>(
         &mut self,
         py: Python<'py>,
-        bars: Vec<(PyReadonlyArray1<'py, i64>, PyReadonlyArray1<'py, f64>, PyReadonlyArray1<'py, f64>, PyReadonlyArray1<'py, f64>, PyReadonlyArray1<'py, f64>, PyReadonlyArray1<'py, f64>, PyReadonlyArray1<'py, f64>)>,
+        bars: Vec<(
+            PyReadonlyArray1<'py, i64>,
+            PyReadonlyArray1<'py, f64>,
+            PyReadonlyArray1<'py, f64>,
+            PyReadonlyArray1<'py, f64>,
+            PyReadonlyArray1<'py, f64>,
+            PyReadonlyArray1<'py, f64>,
+            PyReadonlyArray1<'py, f64>,
+        )>,
         scale: Vec<f64>,
         grid: Option<PyRef<'py, PyPriceGrid>>,
         resolution_ms: i64,
         lev_lo: f64,
         lev_hi: f64,
-        profiles: Option<Vec<Option<(PyReadonlyArray1<'py, f64>, PyReadonlyArray1<'py, f64>, PyReadonlyArray1<'py, i64>)>>>,
+        profiles: Option<
+            Vec<Option<(PyReadonlyArray1<'py, f64>, PyReadonlyArray1<'py, f64>, PyReadonlyArray1<'py, i64>)>>,
+        >,
     ) -> PyResult<Bound<'py, PyDict>> {
         let profiles: Option<Vec<Option<model::Profiles>>> = profiles
             .map(|ps| ps.iter().map(|p| p.as_ref().map(profile_from).transpose()).collect::<Result<_, _>>())
@@ -187,7 +216,15 @@ impl PyModel {
         let grid: Option<PriceGrid> = grid.map(|g| g.inner);
         let model = &mut self.inner;
         let (rep, heat) = enter(py, true, move || {
-            let mut rec = grid.map(|g| HeatmapRecorder { grid: g, resolution_ms, lev_lo, lev_hi, long: vec![], short: vec![], at: vec![] });
+            let mut rec = grid.map(|g| HeatmapRecorder {
+                grid: g,
+                resolution_ms,
+                lev_lo,
+                lev_hi,
+                long: vec![],
+                short: vec![],
+                at: vec![],
+            });
             let rep = model::replay(model, &series, &scale, rec.as_mut(), profiles.as_deref())?;
             Ok((rep, rec))
         })?;
@@ -224,10 +261,15 @@ impl PyModel {
             None => None,
             Some("long") => Some(LONG),
             Some("short") => Some(SHORT),
-            Some(other) => return Err(to_pyerr(py, invalid(format!("side must be 'long', 'short' or None, got {other:?}")))),
+            Some(other) => {
+                return Err(to_pyerr(py, invalid(format!("side must be 'long', 'short' or None, got {other:?}"))));
+            }
         };
         if scale.len() != self.inner.venues.len() {
-            return Err(to_pyerr(py, invalid(format!("{} scales for {} venues", scale.len(), self.inner.venues.len()))));
+            return Err(to_pyerr(
+                py,
+                invalid(format!("{} scales for {} venues", scale.len(), self.inner.venues.len())),
+            ));
         }
         let g = grid.inner;
         let n = g.len();
@@ -248,7 +290,15 @@ impl PyModel {
 
     /// A venue's realized liquidation of `usd` at `price` removes matching mass near it.
     #[pyo3(signature = (venue, side, price, usd, tolerance=0.002))]
-    fn evidence(&mut self, py: Python<'_>, venue: usize, side: &str, price: f64, usd: f64, tolerance: f64) -> PyResult<f64> {
+    fn evidence(
+        &mut self,
+        py: Python<'_>,
+        venue: usize,
+        side: &str,
+        price: f64,
+        usd: f64,
+        tolerance: f64,
+    ) -> PyResult<f64> {
         let s = match side {
             "long" => LONG,
             "short" => SHORT,
@@ -325,12 +375,19 @@ fn py_check_bars(
         array::<f64>("oi_close_usd", "float64", oi_close_usd)?,
         array::<f64>("taker_net_base", "float64", taker_net_base)?,
     ];
-    let bars = bars_from(&ts, [&cols[0], &cols[1], &cols[2], &cols[3], &cols[4], &cols[5]]).map_err(|e| to_pyerr(py, e))?;
+    let bars =
+        bars_from(&ts, [&cols[0], &cols[1], &cols[2], &cols[3], &cols[4], &cols[5]]).map_err(|e| to_pyerr(py, e))?;
     for (i, b) in bars.iter().enumerate() {
         model::check_bar(b, i).map_err(|e| to_pyerr(py, e))?;
         if i > 0 && b.ts_ms <= bars[i - 1].ts_ms {
             let what = if b.ts_ms == bars[i - 1].ts_ms { "duplicate" } else { "out of order" };
-            return Err(to_pyerr(py, LiqError::Bars { index: Some(i), message: format!("timestamps must increase: {} follows {} ({what})", b.ts_ms, bars[i - 1].ts_ms) }));
+            return Err(to_pyerr(
+                py,
+                LiqError::Bars {
+                    index: Some(i),
+                    message: format!("timestamps must increase: {} follows {} ({what})", b.ts_ms, bars[i - 1].ts_ms),
+                },
+            ));
         }
     }
     Ok(())

@@ -5,17 +5,21 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use crate::error::LiqError;
-use crate::py::{enter, to_pyerr, PyMarginModel, PyPriceGrid};
+use crate::py::{PyMarginModel, PyPriceGrid, enter, to_pyerr};
 use crate::sim::{SimConfig, Simulator};
 
 fn config_from(d: &Bound<'_, PyDict>) -> Result<SimConfig, LiqError> {
     let mut c = SimConfig::default();
     for (k, v) in d.iter() {
         let key: String = k.extract().map_err(|_| LiqError::Invalid("config names must be strings".into()))?;
-        let num = |v: &Bound<'_, PyAny>| v.extract::<f64>().map_err(|_| LiqError::Invalid(format!("{key} must be a number")));
-        let int = |v: &Bound<'_, PyAny>| v.extract::<i64>().map_err(|_| LiqError::Invalid(format!("{key} must be an int")));
+        let num =
+            |v: &Bound<'_, PyAny>| v.extract::<f64>().map_err(|_| LiqError::Invalid(format!("{key} must be a number")));
+        let int =
+            |v: &Bound<'_, PyAny>| v.extract::<i64>().map_err(|_| LiqError::Invalid(format!("{key} must be an int")));
         match key.as_str() {
-            "seed" => c.seed = v.extract::<u64>().map_err(|_| LiqError::Invalid("seed must be a non-negative int".into()))?,
+            "seed" => {
+                c.seed = v.extract::<u64>().map_err(|_| LiqError::Invalid("seed must be a non-negative int".into()))?
+            }
             "start_ms" => c.start_ms = int(&v)?,
             "step_ms" => c.step_ms = int(&v)?,
             "start_price" => c.start_price = num(&v)?,
@@ -38,7 +42,8 @@ fn config_from(d: &Bound<'_, PyDict>) -> Result<SimConfig, LiqError> {
             "size_median_usd" => c.size_median_usd = num(&v)?,
             "size_sigma" => c.size_sigma = num(&v)?,
             "trades_per_step" => {
-                c.trades_per_step = v.extract::<usize>().map_err(|_| LiqError::Invalid("trades_per_step must be an int".into()))?;
+                c.trades_per_step =
+                    v.extract::<usize>().map_err(|_| LiqError::Invalid("trades_per_step must be an int".into()))?;
             }
             other => return Err(LiqError::Invalid(format!("unknown simulator setting {other:?}"))),
         }
@@ -56,7 +61,12 @@ pub struct PySimulator {
 #[pymethods]
 impl PySimulator {
     #[new]
-    fn new(py: Python<'_>, config: &Bound<'_, PyDict>, models: Vec<PyRef<'_, PyMarginModel>>, weights: Vec<f64>) -> PyResult<Self> {
+    fn new(
+        py: Python<'_>,
+        config: &Bound<'_, PyDict>,
+        models: Vec<PyRef<'_, PyMarginModel>>,
+        weights: Vec<f64>,
+    ) -> PyResult<Self> {
         let cfg = config_from(config).map_err(|e| to_pyerr(py, e))?;
         if models.len() != weights.len() {
             return Err(to_pyerr(py, LiqError::Invalid("one weight per venue model is needed".into())));
@@ -83,7 +93,8 @@ impl PySimulator {
         d.set_item("oi_usd", st.oi_usd)?;
         let trades: Vec<(usize, f64, f64, i8)> = st.trades.iter().map(|t| (t.venue, t.price, t.qty, t.side)).collect();
         d.set_item("trades", PyList::new(py, trades)?)?;
-        let liqs: Vec<(usize, f64, f64, i8)> = st.liquidations.iter().map(|l| (l.venue, l.price, l.usd, l.side)).collect();
+        let liqs: Vec<(usize, f64, f64, i8)> =
+            st.liquidations.iter().map(|l| (l.venue, l.price, l.usd, l.side)).collect();
         d.set_item("liquidations", PyList::new(py, liqs)?)?;
         Ok(d)
     }
@@ -91,7 +102,14 @@ impl PySimulator {
     /// Run bars; returns a dict: "venues" (list of dicts of arrays) and, with `grid`,
     /// "snapshot_at", "true_long", "true_short" (snapshots × buckets).
     #[pyo3(signature = (n_bars, steps_per_bar, grid=None, every=1))]
-    fn run<'py>(&mut self, py: Python<'py>, n_bars: usize, steps_per_bar: usize, grid: Option<PyRef<'py, PyPriceGrid>>, every: usize) -> PyResult<Bound<'py, PyDict>> {
+    fn run<'py>(
+        &mut self,
+        py: Python<'py>,
+        n_bars: usize,
+        steps_per_bar: usize,
+        grid: Option<PyRef<'py, PyPriceGrid>>,
+        every: usize,
+    ) -> PyResult<Bound<'py, PyDict>> {
         let g = grid.map(|g| g.inner);
         let sim = &mut self.inner;
         let run = enter(py, true, move || sim.run(n_bars, steps_per_bar, g.as_ref(), every))?;
@@ -116,7 +134,10 @@ impl PySimulator {
         d.set_item("venues", venues)?;
         if let Some(g) = g {
             let snaps = run.snapshot_at.len();
-            d.set_item("snapshot_at", run.snapshot_at.into_iter().map(|x| x as i64).collect::<Vec<_>>().into_pyarray(py))?;
+            d.set_item(
+                "snapshot_at",
+                run.snapshot_at.into_iter().map(|x| x as i64).collect::<Vec<_>>().into_pyarray(py),
+            )?;
             d.set_item("true_long", run.true_long.into_pyarray(py).reshape([snaps, g.len()])?)?;
             d.set_item("true_short", run.true_short.into_pyarray(py).reshape([snaps, g.len()])?)?;
         }
@@ -125,7 +146,12 @@ impl PySimulator {
 
     /// The true liquidation map now (all venues, or one): (long, short) USD per bucket.
     #[pyo3(signature = (grid, venue=None))]
-    fn true_map<'py>(&self, py: Python<'py>, grid: PyRef<'py, PyPriceGrid>, venue: Option<usize>) -> PyResult<(Bound<'py, numpy::PyArray1<f64>>, Bound<'py, numpy::PyArray1<f64>>)> {
+    fn true_map<'py>(
+        &self,
+        py: Python<'py>,
+        grid: PyRef<'py, PyPriceGrid>,
+        venue: Option<usize>,
+    ) -> PyResult<(Bound<'py, numpy::PyArray1<f64>>, Bound<'py, numpy::PyArray1<f64>>)> {
         let g = grid.inner;
         let n = g.len();
         let (mut long, mut short) = (vec![0.0; n], vec![0.0; n]);

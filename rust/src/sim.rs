@@ -7,7 +7,7 @@
 //! (`impact`), so moves can cascade. Every step emits trades, liquidation events and open
 //! interest; the true liquidation map is the book itself.
 
-use crate::book::{Book, NewCohort, LONG, SHORT};
+use crate::book::{Book, LONG, NewCohort, SHORT};
 use crate::error::{LiqError, Result};
 use crate::grid::PriceGrid;
 use crate::margin::{ContractKind, MarginInput, MarginModel};
@@ -146,7 +146,9 @@ impl SimConfig {
         if !(0.0..=1.0).contains(&self.turnover_per_hour) {
             return bad(format!("turnover_per_hour must be in [0, 1], got {}", self.turnover_per_hour));
         }
-        if self.leverage_mix.is_empty() || self.leverage_mix.iter().any(|&(l, w)| !(l >= 1.0 && w >= 0.0 && l.is_finite() && w.is_finite())) {
+        if self.leverage_mix.is_empty()
+            || self.leverage_mix.iter().any(|&(l, w)| !(l >= 1.0 && w >= 0.0 && l.is_finite() && w.is_finite()))
+        {
             return bad("leverage_mix needs (leverage >= 1, weight >= 0) pairs".into());
         }
         if !(1..=10_000).contains(&self.trades_per_step) {
@@ -223,7 +225,9 @@ impl Simulator {
         }
         let wsum: f64 = venues.iter().map(|v| v.1).sum();
         let taus = (0..BANDS)
-            .map(|b| (cfg.turnover_per_hour * (band_leverage(b) / 10.0).powf(cfg.turnover_leverage_exponent)).clamp(0.0, 1.0))
+            .map(|b| {
+                (cfg.turnover_per_hour * (band_leverage(b) / 10.0).powf(cfg.turnover_leverage_exponent)).clamp(0.0, 1.0)
+            })
             .collect();
         let mix_total = cfg.leverage_mix.iter().map(|m| m.1).sum();
         let n = venues.len();
@@ -271,7 +275,14 @@ impl Simulator {
     /// Open about `usd[side]` of positions on venue `v` (at most `max_positions` per side),
     /// entries drawn from `prices` (price, weight), each position a cohort of the true book.
     /// Records the opening trades.
-    fn open_flow(&mut self, v: usize, usd: [f64; 2], prices: &[(f64, f64)], max_positions: usize, trades: &mut Vec<Trade>) {
+    fn open_flow(
+        &mut self,
+        v: usize,
+        usd: [f64; 2],
+        prices: &[(f64, f64)],
+        max_positions: usize,
+        trades: &mut Vec<Trade>,
+    ) {
         let model = self.models[v].clone();
         let wsum: f64 = prices.iter().map(|p| p.1).sum();
         let mut cohorts = Vec::new();
@@ -280,7 +291,8 @@ impl Simulator {
             // Sizes are capped so a step's flow is split into a bounded number of positions.
             let cap = (usd[s] / max_positions as f64).max(self.cfg.size_median_usd);
             while left > 0.0 {
-                let size = (self.cfg.size_median_usd * (self.cfg.size_sigma * self.rng.normal()).exp()).min(cap).min(left);
+                let size =
+                    (self.cfg.size_median_usd * (self.cfg.size_sigma * self.rng.normal()).exp()).min(cap).min(left);
                 left -= size;
                 // Entry: one of the step's prices, by weight.
                 let mut u = self.rng.uniform() * wsum;
@@ -297,10 +309,26 @@ impl Simulator {
                     ContractKind::Inverse => size / model.contract_size,
                 };
                 let lev = self.leverage().min(model.max_leverage_at(qty, entry));
-                let Ok(liq) = model.liq_price(f64::from(side), entry, qty, MarginInput::Leverage(lev)) else { continue };
-                cohorts.push(NewCohort { side, entry, notional: size, leverage: lev, liq, open_ms: self.ts, weight: 1.0, band: band_of(lev) });
+                let Ok(liq) = model.liq_price(f64::from(side), entry, qty, MarginInput::Leverage(lev)) else {
+                    continue;
+                };
+                cohorts.push(NewCohort {
+                    side,
+                    entry,
+                    notional: size,
+                    leverage: lev,
+                    liq,
+                    open_ms: self.ts,
+                    weight: 1.0,
+                    band: band_of(lev),
+                });
                 if s == LONG {
-                    trades.push(Trade { venue: v, price: entry, qty: size / entry, side: if self.rng.uniform() < 0.5 { 1 } else { -1 } });
+                    trades.push(Trade {
+                        venue: v,
+                        price: entry,
+                        qty: size / entry,
+                        side: if self.rng.uniform() < 0.5 { 1 } else { -1 },
+                    });
                 }
             }
         }
@@ -332,7 +360,8 @@ impl Simulator {
             for (v, book) in self.books.iter_mut().enumerate() {
                 let liqs = &mut step.liquidations;
                 net += book.sweep_longs(low, |p, usd| liqs.push(Liquidation { venue: v, side: 1, price: p, usd })).usd;
-                net -= book.sweep_shorts(high, |p, usd| liqs.push(Liquidation { venue: v, side: -1, price: p, usd })).usd;
+                net -=
+                    book.sweep_shorts(high, |p, usd| liqs.push(Liquidation { venue: v, side: -1, price: p, usd })).usd;
             }
             if net == 0.0 || oi <= 0.0 {
                 break;
@@ -553,7 +582,9 @@ mod tests {
                 }
             }
             // No live long above the low just swept, no short below the high.
-            assert!(s.books[0].cohorts().all(|c| c.liq.is_nan() || if c.side > 0 { c.liq < st.low } else { c.liq > st.high } || c.open_ms == st.ts_ms));
+            assert!(s.books[0].cohorts().all(|c| c.liq.is_nan()
+                || if c.side > 0 { c.liq < st.low } else { c.liq > st.high }
+                || c.open_ms == st.ts_ms));
         }
         assert!(seen > 50, "{seen}");
     }
