@@ -163,3 +163,19 @@ def test_profile_round_trip_and_errors(tmp_path: Path) -> None:
         load_profile(tmp_path / "bad.json")
     with pytest.raises(lf.InvalidInputError, match="unknown parameter"):
         calibrate(synthetic_bars(80), realized_from(synthetic_bars(80)), space={"nope": (1,)})
+
+
+def test_builtin_profile_is_usable(tmp_path: Path) -> None:
+    from liqfast.calibrate import builtin_profile
+
+    p = builtin_profile()
+    assert p.venue == "binance-usdm" and p.scale["binance-usdm"] > 0 and p.bars > 1000
+    assert load_profile("builtin:btc-1h") == p
+    with pytest.raises(lf.InvalidInputError, match="unknown built-in profile"):
+        load_profile("builtin:nope")
+    bars = synthetic_bars(120, seed=25)
+    bp, rp = write_csvs(tmp_path, bars, realized_from(bars))
+    for profile in ("builtin:btc-1h", "none"):
+        out = run_cli("backtest", "--bars", str(bp), "--realized", str(rp), "--profile", profile, "--json")
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout)["scale"] == (1.0 if profile == "none" else p.scale["binance-usdm"])

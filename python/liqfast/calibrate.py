@@ -21,7 +21,7 @@ from .backtest import backtest
 from .errors import InvalidInputError
 from .model import Bars, ModelParams
 
-__all__ = ["Profile", "SEARCH_SPACE", "calibrate", "load_profile", "save_profile"]
+__all__ = ["BUILTIN_PROFILES", "Profile", "SEARCH_SPACE", "builtin_profile", "calibrate", "load_profile", "save_profile"]
 
 #: Candidate values per parameter, searched one parameter at a time.
 SEARCH_SPACE: dict[str, Sequence[Any]] = {
@@ -56,7 +56,26 @@ def save_profile(profile: Profile, path: str | Path) -> Path:
     return p
 
 
+#: Profiles shipped with the package (fitted on recorded BTC data; see data/profiles/).
+BUILTIN_PROFILES = ("btc-1h",)
+
+
+def builtin_profile(name: str = "btc-1h") -> Profile:
+    """A shipped profile: ``btc-1h`` was fitted on four months of hourly Binance BTCUSDT
+    bars against Binance + Bybit + OKX realized liquidations (so its scale maps Binance OI to
+    the three venues' liquidations)."""
+    from importlib import resources
+
+    if name not in BUILTIN_PROFILES:
+        raise InvalidInputError(f"unknown built-in profile {name!r}; known: {', '.join(BUILTIN_PROFILES)}")
+    raw = (resources.files("liqfast") / "data" / "profiles" / f"{name}.json").read_bytes()
+    return msgspec.json.decode(raw, type=Profile)
+
+
 def load_profile(path: str | Path) -> Profile:
+    """A profile from a file path, or ``builtin:<name>`` for a shipped one."""
+    if str(path).startswith("builtin:"):
+        return builtin_profile(str(path).removeprefix("builtin:"))
     try:
         raw = Path(path).read_bytes()
     except OSError as e:

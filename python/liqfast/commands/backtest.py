@@ -15,7 +15,8 @@ def register(sub: Any) -> None:
     p = sub.add_parser("backtest", help="score predicted vs realized liquidations per bar (with baselines)")
     p.add_argument("--bars", required=True, help="CSV(.gz): ts_ms,open,high,low,close,oi_close_usd[,taker_net_base]")
     p.add_argument("--realized", required=True, help="CSV(.gz): ts_ms,long_usd,short_usd")
-    p.add_argument("--profile", help="profile from `liqfast calibrate` (parameters and scale)")
+    p.add_argument("--profile", default="builtin:btc-1h",
+                   help="profile from `liqfast calibrate`, `builtin:btc-1h` (default, shipped) or `none` (plain defaults, scale 1)")
     p.add_argument("--venue", default=None, choices=venues(), help="venue of the bars (default: profile's or binance-usdm)")
     p.add_argument("--symbol", default=None)
     p.add_argument("--score-from", type=int, default=None, metavar="TS_MS", help="earlier bars only build the book (warm-up)")
@@ -34,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from ..model import Bars, read_realized
 
     params, scale, venue, symbol = None, 1.0, args.venue or "binance-usdm", args.symbol or "BTC"
-    if args.profile:
+    if args.profile and args.profile != "none":
         prof = load_profile(args.profile)
         params, venue, symbol = prof.params, args.venue or prof.venue, args.symbol or prof.symbol
         scale = prof.scale.get(venue, 1.0)
