@@ -1,12 +1,12 @@
 # Two entry points, both self-installing (see README):
-#   make demo   the main job: serve liquidation maps on the embedded data, no network
+#   make demo   the main job: serve a live liquidation heatmap of a simulated market, no network
 #   make test   every test: Rust, Python, stubs, typing
 PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.deps-stamp
 
-.PHONY: test demo build deps rust-test py-test typecheck bench lint clean
+.PHONY: test demo build deps sysdeps rust-test py-test typecheck bench lint clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -18,6 +18,21 @@ $(STAMP): requirements/dev.txt | $(BIN)/python
 
 deps: $(STAMP)
 
+# System packages of the serving tests and benchmark (Debian): headless Chromium for the page
+# test, wrk for `bench serve`. Installed only when missing.
+sysdeps:
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v wrk >/dev/null 2>&1 || missing="$$missing wrk"; \
+	if [ -n "$$missing" ]; then \
+	  if command -v apt-get >/dev/null 2>&1; then \
+	    SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	    echo "installing$$missing (apt-get)"; \
+	    $$SUDO apt-get update -qq >/dev/null && \
+	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else echo "make: please install$$missing (browser test / serve benchmark)" >&2; fi; \
+	fi
+
 # Release build of the extension, installed into the venv (maturin skips unchanged sources).
 build: deps
 	$(BIN)/maturin develop --release -q
@@ -25,7 +40,7 @@ build: deps
 rust-test:
 	cargo test -q --workspace
 
-py-test: build
+py-test: build sysdeps
 	$(BIN)/python -m pytest -q
 
 typecheck: build
@@ -35,9 +50,9 @@ typecheck: build
 test: rust-test typecheck py-test
 
 demo: build
-	$(BIN)/liqfast map --sample
+	$(BIN)/liqfast serve --demo
 
-bench: build
+bench: build sysdeps
 	$(BIN)/python -m bench
 
 lint:
