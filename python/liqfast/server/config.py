@@ -54,6 +54,9 @@ class ServerConfig(msgspec.Struct, kw_only=True):
     column_cache_mb: int = 256
     response_cache_mb: int = 128
     params: ModelParams | None = None
+    #: Realized liquidations reported by a venue remove the matching positions near their
+    #: price from that venue's book (within this relative price tolerance); 0 turns it off.
+    evidence_tolerance: float = 0.005
     #: Per-venue USD scale of the model (from a calibrated profile).
     scale: dict[str, float] = {}
     #: Demo: simulated seconds per real second, history simulated at start, seed.

@@ -28,6 +28,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
+from ..errors import LiqfastError
 from ..events import Bar, Gap, Liquidation
 from ..exchanges.base import native_symbol
 from ..exchanges.hub import Hub
@@ -98,6 +99,8 @@ class Service:
         self.started = False
         self.warming = False
         self.bars_stepped = 0
+        #: USD of modelled positions removed by realized-liquidation evidence.
+        self.evidence_usd = 0.0
         self.bars_revised = 0
         self.bars_late = 0
         self.updates = 0
@@ -200,6 +203,15 @@ class Service:
         if len(fl) < 1_000:
             fl.append(row)
         self.completeness[(sym, ev.venue)] = ev.completeness
+        tol = self.config.evidence_tolerance
+        eng = self.engines[sym]
+        if tol > 0 and ev.venue in eng.venues and ev.price > 0 and ev.size_usd > 0:
+            # The position is gone: take it out of the estimated book now, so the map does not
+            # keep showing it until the bar closes (and no sweep counts it twice).
+            try:
+                self.evidence_usd += eng.model.evidence(ev.venue, ev.side, float(ev.price), float(ev.size_usd), tolerance=tol)
+            except LiqfastError as e:
+                log.debug("evidence of %s %s ignored: %s", ev.venue, ev.side, e)
 
     def on_gap(self, g: Gap) -> None:
         sym = self.coin(g.venue, g.symbol)
