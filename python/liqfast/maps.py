@@ -118,7 +118,7 @@ def _size_hint(model: _core.MarginModel, entry: float, qty: float) -> float:
     return size if linear else size / entry
 
 
-def _f64(name: str, x: Any) -> Any:
+def _f64(x: Any) -> Any:
     """Lists become float64 arrays; numpy arrays pass through untouched (the core checks them)."""
     if isinstance(x, list | tuple):
         return np.asarray(x, dtype=np.float64)
@@ -197,7 +197,7 @@ def liquidation_prices(
     value, kind = _margin_arg(leverage, margin)
     models, since = _models(venue, symbol, formula, open_time, tiers, contract_size, fee_rate, mmr, maint_amount)
     return _core.liquidation_prices(
-        models, since, _f64("entry", entry), _f64("qty", qty), _side_array(side), _f64(kind, value), kind,
+        models, since, _f64(entry), _f64(qty), _side_array(side), _f64(value), kind,
         open_time=_time_arg(open_time),
     )
 
@@ -275,9 +275,9 @@ def liquidation_map(
     """
     value, kind = _margin_arg(leverage, margin)
     models, since = _models(venue, symbol, formula, open_time, tiers, contract_size, fee_rate, mmr, maint_amount)
-    entry, qty = _f64("entry", entry), _f64("qty", qty)
+    entry, qty = _f64(entry), _f64(qty)
     long, short, totals = _core.liquidation_map(
-        models, since, entry, qty, _side_array(side), _f64(kind, value), kind, grid, open_time=_time_arg(open_time),
+        models, since, entry, qty, _side_array(side), _f64(value), kind, grid, open_time=_time_arg(open_time),
     )
     if ref_price is None:
         ref_price = float(np.average(entry, weights=qty)) if len(entry) else float(grid.lo + grid.hi) / 2
@@ -314,7 +314,7 @@ def liquidation_heatmap(
     if isinstance(n_times, bool) or not isinstance(n_times, int | np.integer) or n_times < 1:
         raise InvalidInputError(f"n_times must be a positive int, got {n_times!r}")
     long, short, totals = _core.liquidation_heatmap(
-        models, since, _f64("entry", entry), _f64("qty", qty), _side_array(side), _f64(kind, value), kind,
+        models, since, _f64(entry), _f64(qty), _side_array(side), _f64(value), kind,
         time_index, int(n_times), grid, open_time=_time_arg(open_time),
     )
     return LiquidationHeatmap(grid, long, short, totals)

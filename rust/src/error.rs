@@ -8,16 +8,9 @@ use std::fmt;
 pub enum Field {
     Entry,
     Qty,
-    Side,
     Leverage,
     Margin,
-    Mmr,
-    MaintAmount,
-    FeeRate,
-    ContractSize,
-    OpenTime,
     TimeIndex,
-    Weight,
 }
 
 impl Field {
@@ -26,16 +19,9 @@ impl Field {
         match self {
             Field::Entry => "entry",
             Field::Qty => "qty",
-            Field::Side => "side",
             Field::Leverage => "leverage",
             Field::Margin => "margin",
-            Field::Mmr => "mmr",
-            Field::MaintAmount => "maint_amount",
-            Field::FeeRate => "fee_rate",
-            Field::ContractSize => "contract_size",
-            Field::OpenTime => "open_time",
             Field::TimeIndex => "time_index",
-            Field::Weight => "weight",
         }
     }
 }
