@@ -1,6 +1,10 @@
 """liqfast: exact, fast liquidation maps and heatmaps for crypto futures.
 
 The compute core is a Rust extension (``liqfast._core``); this package is its public API.
+Submodules: ``liqfast.model`` (position book and estimation model), ``liqfast.backtest`` and
+``liqfast.calibrate`` (scoring against realized liquidations), ``liqfast.sim`` (market
+simulator with known positions), ``liqfast.events`` and ``liqfast.exchanges`` (live
+ingestion), ``liqfast.live`` (ingestion + model in-process), ``liqfast.server`` (HTTP API).
 """
 
 from __future__ import annotations
