@@ -740,7 +740,12 @@ impl Book {
         w.u64(self.slots.len() as u64);
         for c in &self.slots {
             // side, band, alive flag and generation packed in one word.
-            w.u64(u64::from(c.side as u8) | u64::from(c.band) << 8 | u64::from(c.alive) << 24 | u64::from(c.generation) << 32);
+            w.u64(
+                u64::from(c.side as u8)
+                    | u64::from(c.band) << 8
+                    | u64::from(c.alive) << 24
+                    | u64::from(c.generation) << 32,
+            );
             w.f64(c.entry);
             w.f64(c.stored);
             w.f64(c.leverage);

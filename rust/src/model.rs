@@ -110,7 +110,7 @@ impl Params {
             return bad("leverage_mix must not be empty".into());
         }
         for &(l, w) in &self.leverage_mix {
-            if !(l.is_finite() && l >= 1.0) || !(w.is_finite() && w >= 0.0) {
+            if !(l.is_finite() && l >= 1.0 && w.is_finite() && w >= 0.0) {
                 return bad(format!("leverage_mix entries need leverage >= 1 and weight >= 0, got ({l}, {w})"));
             }
         }

@@ -352,7 +352,7 @@ impl Simulator {
         // Liquidations, and the cascades they cause: each round's net liquidated notional
         // (relative to the open interest before the step) pushes the price further; the
         // cascade of one step is bounded (the book has depth on the other side).
-        let oi: f64 = self.books.iter().map(|b| (b.side_usd(LONG) + b.side_usd(SHORT)) / 2.0).sum();
+        let oi: f64 = self.books.iter().map(|b| f64::midpoint(b.side_usd(LONG), b.side_usd(SHORT))).sum();
         let mut cascade = 0.0;
         let limit = 0.02 * cfg.impact;
         for _ in 0..20 {
@@ -416,7 +416,7 @@ impl Simulator {
         step.high = high;
         step.low = low;
         step.close = close;
-        step.oi_usd = self.books.iter().map(|b| (b.side_usd(LONG) + b.side_usd(SHORT)) / 2.0).collect();
+        step.oi_usd = self.books.iter().map(|b| f64::midpoint(b.side_usd(LONG), b.side_usd(SHORT))).collect();
         self.price = close;
         self.ts += cfg.step_ms;
         step
@@ -483,7 +483,7 @@ impl Simulator {
                         a.0 = st.open;
                     }
                 }
-                for a in agg.iter_mut() {
+                for a in &mut agg {
                     a.1 = a.1.max(st.high);
                     a.2 = a.2.min(st.low);
                     a.3 = st.close;
