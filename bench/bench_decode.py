@@ -1,13 +1,30 @@
-"""Decode + normalise per message, every venue: liqfast (typed msgspec decoders, the exact
-normalisers the live connectors run) against stdlib ``json`` doing the same normalisation
-from dicts, side by side in one run. Both paths must produce identical events (checked).
+"""Decode + normalise per message, every venue: the path liqfast users get (the normaliser's
+``on_message``, which is the Rust ``FrameDecoder`` for the hot channels, falling back to the
+msgspec reference for everything else) against stdlib ``json`` doing the same normalisation
+from dicts, side by side in one process. Every path must produce identical events (checked).
 
-Corpora: each venue's trade channel (the bulk of the traffic), one trade per frame as venues
-send them in quiet markets (the worst case for per-frame overhead), plus the liquidation
-channels of Binance, Bybit and OKX; frames are produced by the fake exchange's encoders (the
-venues' documented wire shapes, including the fields we skip). The Binance aggTrade row is
-also measured batched (``feed_many``: one msgspec pass over many frames), the path replay
-and backfill use.
+Paths per venue and channel:
+
+* ``liqfast_us`` — ``norm.on_message(frame, ...)`` frame by frame: what a live connector and
+  ``liqfast replay`` run (one call per WebSocket frame).
+* ``batched_us`` — ``norm.feed_many(frames, ...)``: the same decoder looping in Rust over a
+  burst of frames (backfill of recorded frames, bursts read off a socket).
+* ``msgspec_us`` — the pure-Python reference normaliser (fast path off): typed msgspec
+  decoders, for context; it is what ran before the Rust fast path.
+* ``stdlib_json_us`` — ``json.loads`` + the same normalisation into the same event objects.
+
+Corpora: one trade/liquidation per frame, as venues send them in quiet markets (the worst
+case for per-frame overhead), produced by the fake exchange's encoders (the venues'
+documented wire shapes, including the fields we skip). Trades of every venue; liquidations of
+every venue that publishes them. ``handled`` is the share of frames the Rust decoder took
+(the rest would be the reference's): it must be 100 % here, or the row is not measuring the
+fast path.
+
+Each venue/channel runs in a fresh interpreter, with ``OPENBLAS_NUM_THREADS=1``: the cases
+allocate very differently (stdlib builds a dict per message, OKX keeps 20,000 liquidation
+identities), and on a 2-core machine the heap one case leaves behind measurably slowed the
+allocation-bound fast path of the next (up to 2x), which says nothing about either decoder.
+Within a case both sides alternate round by round and the best round counts.
 
 Run: ``python -m bench decode`` (release build required).
 """
@@ -16,27 +33,32 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
+import subprocess
+import sys
 from collections import OrderedDict
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from .common import record, require_release, table, timeit
 
-REPEAT = 9
+REPEAT = 11
+N = 20_000
+RECV = 1_790_000_000_000
+#: Gate's switch from snapshot to batched liquidations (liqfast.exchanges.gate.BATCHED_SINCE_MS)
+GATE_BATCHED_SINCE_MS = 1_787_184_000_000
 
 
 def _interleaved(fns: dict[str, Callable[[], Any]], repeat: int = REPEAT) -> dict[str, float]:
     """Best time of each function over ``repeat`` rounds, the functions alternating within
-    each round: on a shared, noisy machine both sides see the same conditions."""
+    each round: on a shared, noisy machine every side sees the same conditions."""
     best = {k: math.inf for k in fns}
     for _ in range(repeat):
         for k, fn in fns.items():
             best[k] = min(best[k], timeit(fn, repeat=1))
     return best
-
-N = 20_000
-RECV = 1_790_000_000_000
 
 
 def _corpus(venue: str, symbol: str, kind: str, n: int) -> list[bytes]:
@@ -63,25 +85,45 @@ def _corpus(venue: str, symbol: str, kind: str, n: int) -> list[bytes]:
 # -- stdlib json baselines: the same normalisation, from dicts --------------------------------
 
 
-def _baselines() -> dict[str, Callable[[bytes, int], list[Any]]]:
+def _ms(ts: int) -> int:
+    """Epoch ms from s/ms/µs/ns by magnitude (liqfast.exchanges.base.ms for ints)."""
+    a = abs(ts)
+    return ts * 1000 if a < 10**11 else ts if a < 10**14 else ts // 1000 if a < 10**17 else ts // 1_000_000
+
+
+def _baselines(cs: float) -> dict[str, Callable[[bytes, int], list[Any]]]:
+    """``cs``: the benchmarked instrument's contract size (where the venue needs one)."""
     from liqfast.events import Liquidation, Trade
 
     loads = json.loads
 
-    def binance_usdm(raw: bytes, recv: int) -> list[Any]:
-        d = loads(raw)["data"]
-        if d["e"] == "aggTrade":
-            p, q = float(d["p"]), float(d["q"])
-            return [Trade("binance-usdm", d["s"], d["T"], recv, p, q, p * q, "sell" if d["m"] else "buy", d["a"])]
-        if d["e"] == "forceOrder":
-            o = d["o"]
-            ap = float(o["ap"])
-            price, kind = (ap, "avg_fill") if ap > 0 else (float(o["p"]), "order")
-            z = float(o.get("z", 0))
-            q = z if z > 0 else float(o["q"])
-            return [Liquidation("binance-usdm", o["s"], o["T"], recv, "long" if o["S"] == "SELL" else "short", price, q,
-                                q * price, "snapshot_1s", kind)]
-        return []
+    def binance(venue: str, inverse: bool) -> Callable[[bytes, int], list[Any]]:
+        def handler(raw: bytes, recv: int) -> list[Any]:
+            d = loads(raw)["data"]
+            if d["e"] == "aggTrade":
+                p, q = float(d["p"]), float(d["q"])
+                if inverse:
+                    usd = q * cs
+                    base = usd / p
+                else:
+                    base, usd = q, p * q
+                return [Trade(venue, d["s"], d["T"], recv, p, base, usd, "sell" if d["m"] else "buy", d["a"])]
+            if d["e"] == "forceOrder":
+                o = d["o"]
+                ap = float(o["ap"])
+                price, kind = (ap, "avg_fill") if ap > 0 else (float(o["p"]), "order")
+                z = float(o.get("z", 0))
+                q = z if z > 0 else float(o["q"])
+                if inverse:
+                    usd = q * cs
+                    base = usd / price
+                else:
+                    base, usd = q, q * price
+                return [Liquidation(venue, o["s"], o["T"], recv, "long" if o["S"] == "SELL" else "short", price, base,
+                                    usd, "snapshot_1s", kind)]
+            return []
+
+        return handler
 
     def bybit_linear(raw: bytes, recv: int) -> list[Any]:
         m = loads(raw)
@@ -101,14 +143,14 @@ def _baselines() -> dict[str, Callable[[bytes, int], list[Any]]]:
 
     seen: OrderedDict[tuple[Any, ...], None] = OrderedDict()
 
-    def okx(raw: bytes, recv: int, ct: float = 0.01, seen: OrderedDict[tuple[Any, ...], None] = seen) -> list[Any]:
+    def okx(raw: bytes, recv: int, seen: OrderedDict[tuple[Any, ...], None] = seen) -> list[Any]:
         m = loads(raw)
         ch = m["arg"]["channel"]
         out: list[Any] = []
         if ch == "trades":
             for t in m["data"]:
                 px, sz = float(t["px"]), float(t["sz"])
-                b = sz * ct
+                b = sz * cs
                 out.append(Trade("okx-linear", t["instId"], int(t["ts"]), recv, px, b, b * px,
                                  "buy" if t["side"] == "buy" else "sell", t["tradeId"]))
         elif ch == "liquidation-orders":
@@ -125,34 +167,52 @@ def _baselines() -> dict[str, Callable[[bytes, int], list[Any]]]:
                         seen.popitem(last=False)
                     pos: Any = d["posSide"] if d["posSide"] in ("long", "short") else (
                         "long" if d["side"] == "sell" else "short")
-                    b = sz * ct
+                    b = sz * cs
                     out.append(Liquidation("okx-linear", g["instId"], int(d["ts"]), recv, pos, px, b, b * px, "partial",
                                            "bankruptcy"))
         return out
 
     def bitget(raw: bytes, recv: int) -> list[Any]:
         m = loads(raw)
-        sym = m["arg"]["symbol"]
+        arg = m["arg"]
+        if arg["topic"] == "liquidation":
+            out: list[Any] = []
+            for q in m["data"]:
+                price, amount = float(q["price"]), float(q["amount"])  # amount in quote currency
+                out.append(Liquidation("bitget-linear", q["symbol"], _ms(int(q["ts"])), recv,
+                                       "long" if q["side"] == "buy" else "short", price, amount / price, amount,
+                                       "aggregated", "order"))
+            return out
+        sym = arg["symbol"]
         return [Trade("bitget-linear", sym, int(t["T"]), recv, float(t["p"]), float(t["v"]),
                       float(t["v"]) * float(t["p"]), "buy" if t["S"] == "buy" else "sell", t["i"]) for t in m["data"]]
 
-    def gate(raw: bytes, recv: int, qm: float = 0.0001) -> list[Any]:
+    def gate(raw: bytes, recv: int) -> list[Any]:
         m = loads(raw)
         out: list[Any] = []
+        if m["channel"] == "futures.public_liquidates":
+            res = m["result"]
+            for q in res if isinstance(res, list) else [res]:
+                size, p = float(q["size"]), float(q["price"])
+                b = abs(size) * cs
+                ts = q.get("time_ms") or _ms(q.get("time", 0))
+                out.append(Liquidation("gate-linear", q["contract"], ts, recv, "long" if size < 0 else "short", p, b,
+                                       b * p, "batched_1s" if ts >= GATE_BATCHED_SINCE_MS else "snapshot_1s", "order"))
+            return out
         for t in m["result"]:
             size, p = float(t["size"]), float(t["price"])
-            b = abs(size) * qm
-            out.append(Trade("gate-linear", t["contract"], t["create_time_ms"] or t["create_time"] * 1000, recv, p, b, b * p,
-                             "sell" if size < 0 else "buy", t["id"]))
+            b = abs(size) * cs
+            out.append(Trade("gate-linear", t["contract"], t["create_time_ms"] or t["create_time"] * 1000, recv, p, b,
+                             b * p, "sell" if size < 0 else "buy", t["id"]))
         return out
 
-    def kucoin(raw: bytes, recv: int, mult: float = 0.001) -> list[Any]:
+    def kucoin(raw: bytes, recv: int) -> list[Any]:
         m = loads(raw)
         if m.get("type") != "message" or m.get("subject") != "match":
             return []
         d = m["data"]
         p = float(d["price"])
-        b = float(d["size"]) * mult
+        b = float(d["size"]) * cs
         return [Trade("kucoin-linear", d["symbol"], d["ts"] // 1_000_000, recv, p, b, b * p,
                       "sell" if d["side"] == "sell" else "buy", d["tradeId"] or None)]
 
@@ -166,26 +226,32 @@ def _baselines() -> dict[str, Callable[[bytes, int], list[Any]]]:
 
     okx.reset = seen.clear  # type: ignore[attr-defined]  # a fresh handler per timed run
     return {
-        "binance-usdm": binance_usdm, "bybit-linear": bybit_linear, "okx-linear": okx, "bitget-linear": bitget,
-        "gate-linear": gate, "kucoin-linear": kucoin, "hyperliquid": hyperliquid,
+        "binance-usdm": binance("binance-usdm", False), "binance-coinm": binance("binance-coinm", True),
+        "bybit-linear": bybit_linear, "okx-linear": okx, "bitget-linear": bitget, "gate-linear": gate,
+        "kucoin-linear": kucoin, "hyperliquid": hyperliquid,
     }
 
 
 CASES = [
     ("binance-usdm", "BTCUSDT", "trade", "aggTrade"),
-    ("binance-usdm", "BTCUSDT", "liquidation", "forceOrder"),
+    ("binance-coinm", "BTCUSD_PERP", "trade", "aggTrade"),
     ("bybit-linear", "BTCUSDT", "trade", "publicTrade"),
-    ("bybit-linear", "BTCUSDT", "liquidation", "allLiquidation"),
     ("okx-linear", "BTC-USDT-SWAP", "trade", "trades"),
-    ("okx-linear", "BTC-USDT-SWAP", "liquidation", "liquidation-orders"),
     ("bitget-linear", "BTCUSDT", "trade", "publicTrade"),
     ("gate-linear", "BTC_USDT", "trade", "futures.trades"),
     ("kucoin-linear", "XBTUSDTM", "trade", "execution"),
     ("hyperliquid", "BTC", "trade", "trades"),
+    ("binance-usdm", "BTCUSDT", "liquidation", "forceOrder"),
+    ("binance-coinm", "BTCUSD_PERP", "liquidation", "forceOrder"),
+    ("bybit-linear", "BTCUSDT", "liquidation", "allLiquidation"),
+    ("okx-linear", "BTC-USDT-SWAP", "liquidation", "liquidation-orders"),
+    ("bitget-linear", "BTCUSDT", "liquidation", "liquidation"),
+    ("gate-linear", "BTC_USDT", "liquidation", "public_liquidates"),
 ]
 
 
-def _same(a: list[Any], b: list[Any]) -> bool:
+def _same(a: list[Any], b: list[Any], *, exact: bool = False) -> bool:
+    """Same events; floats equal within 1e-12 relative, or bit for bit when ``exact``."""
     if len(a) != len(b):
         return False
     for x, y in zip(a, b):
@@ -194,83 +260,110 @@ def _same(a: list[Any], b: list[Any]) -> bool:
         for f in x.__struct_fields__:
             u, v = getattr(x, f), getattr(y, f)
             if isinstance(u, float) and isinstance(v, float):
-                if not (u == v or (math.isnan(u) and math.isnan(v)) or math.isclose(u, v, rel_tol=1e-12)):
+                if exact:
+                    if not (u == v and math.copysign(1.0, u) == math.copysign(1.0, v)) and not (u != u and v != v):
+                        return False
+                elif not (u == v or (math.isnan(u) and math.isnan(v)) or math.isclose(u, v, rel_tol=1e-12)):
                     return False
-            elif u != v:
+            elif u != v or type(u) is not type(v):
                 return False
     return True
 
 
-def main() -> None:
-    require_release()
+def run_case(index: int) -> dict[str, Any]:
+    """Measure one venue/channel (in this process); returns its row."""
     from liqfast.exchanges.base import ConnContext
-    from liqfast.exchanges.binance import BinanceNormalizer
     from liqfast.exchanges.fake import FakeExchange
     from liqfast.exchanges.registry import connector_class
 
-    baselines = _baselines()
+    venue, symbol, kind, channel = CASES[index]
+    frames = _corpus(venue, symbol, kind, N)
+    inst = FakeExchange(venues=[venue]).instrument(venue, symbol)
+    base = _baselines(inst.contract_size)[venue]
+    stats: dict[str, Any] = {}
+
+    def fresh(fast: bool) -> Any:
+        # a fresh normaliser per run (what a connector starts with; stateful venues such as
+        # OKX de-duplicate liquidations, so a reused one would only see duplicates)
+        norm = connector_class(venue).normalizer_cls()
+        norm.instruments[symbol] = inst
+        norm.symbols = None
+        norm.use_fast_path(fast)
+        return norm
+
+    def ours() -> list[Any]:
+        norm = fresh(True)
+        ctx = ConnContext()
+        on_message = norm.on_message
+        out: list[Any] = []
+        for f in frames:
+            on_message(f, RECV, ctx, out)
+        stats["errors"] = norm.counters.decode_errors
+        stats["handled"] = norm.fast.handled if norm.fast is not None else 0
+        return out
+
+    def batched() -> list[Any]:
+        norm = fresh(True)
+        out: list[Any] = norm.feed_many(frames, RECV)
+        return out
+
+    def reference() -> list[Any]:
+        norm = fresh(False)
+        ctx = ConnContext()
+        on_message = norm.on_message
+        out: list[Any] = []
+        for f in frames:
+            on_message(f, RECV, ctx, out)
+        return out
+
+    def stdlib() -> list[Any]:
+        reset = getattr(base, "reset", None)
+        if reset is not None:
+            reset()
+        out: list[Any] = []
+        for f in frames:
+            out.extend(base(f, RECV))
+        return out
+
+    expected = stdlib()
+    got = ours()
+    ok = (
+        len(got) == N and stats["errors"] == 0 and _same(got, expected)
+        and _same(got, batched(), exact=True) and _same(got, reference(), exact=True)
+    )
+    best = _interleaved({"ours": ours, "batched": batched, "msgspec": reference, "stdlib": stdlib})
+    t_ours, t_std = best["ours"], best["stdlib"]
+    return {
+        "venue": venue, "channel": channel, "messages": N,
+        "liqfast_us": t_ours / N * 1e6, "batched_us": best["batched"] / N * 1e6,
+        "msgspec_us": best["msgspec"] / N * 1e6, "stdlib_json_us": t_std / N * 1e6,
+        "speedup": t_std / t_ours, "speedup_batched": t_std / best["batched"],
+        "liqfast_msgs_per_s": N / t_ours, "handled": stats["handled"] / N, "correct": ok,
+    }
+
+
+def main() -> None:
+    require_release()
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
     rows: list[dict[str, Any]] = []
-    for venue, symbol, kind, channel in CASES:
-        frames = _corpus(venue, symbol, kind, N)
-        inst = FakeExchange(venues=[venue]).instrument(venue, symbol)
-        base = baselines[venue]
-        errors: list[int] = []
-
-        def ours(frames: list[bytes] = frames, venue: str = venue, symbol: str = symbol, inst: Any = inst) -> list[Any]:
-            # a fresh normaliser per run (what a connector starts with; stateful venues such as
-            # OKX de-duplicate liquidations, so a reused one would only see duplicates)
-            norm = connector_class(venue).normalizer_cls()
-            norm.instruments[symbol] = inst
-            norm.symbols = None
-            ctx = ConnContext()
-            on_message = norm.on_message
-            out: list[Any] = []
-            for f in frames:
-                on_message(f, RECV, ctx, out)
-            errors.append(norm.counters.decode_errors)
-            return out
-
-        def stdlib(frames: list[bytes] = frames, base: Callable[[bytes, int], list[Any]] = base) -> list[Any]:
-            reset = getattr(base, "reset", None)
-            if reset is not None:
-                reset()
-            out: list[Any] = []
-            for f in frames:
-                out.extend(base(f, RECV))
-            return out
-
-        first = ours()
-        ok = _same(first, stdlib()) and len(first) == N and errors[-1] == 0
-        fns: dict[str, Callable[[], Any]] = {"ours": ours, "stdlib": stdlib}
-        if venue == "binance-usdm" and kind == "trade":
-            bn = BinanceNormalizer()
-            recvs = [RECV] * N
-
-            def batched(frames: list[bytes] = frames, bn: BinanceNormalizer = bn, recvs: list[int] = recvs) -> list[Any]:
-                return bn.feed_many(frames, recvs)
-
-            ok_b = _same(batched(), stdlib())
-            fns["batched"] = batched
-        best = _interleaved(fns)
-        t_ours, t_std = best["ours"], best["stdlib"]
-        rows.append({
-            "venue": venue, "channel": channel, "path": "per frame", "messages": N,
-            "liqfast_us": t_ours / N * 1e6, "stdlib_json_us": t_std / N * 1e6, "speedup": t_std / t_ours,
-            "liqfast_msgs_per_s": N / t_ours, "correct": ok,
-        })
-        if "batched" in best:
-            t_b = best["batched"]
-            rows.append({
-                "venue": venue, "channel": channel, "path": "batched (replay)", "messages": N,
-                "liqfast_us": t_b / N * 1e6, "stdlib_json_us": t_std / N * 1e6, "speedup": t_std / t_b,
-                "liqfast_msgs_per_s": N / t_b, "correct": ok_b,
-            })
-    cols = ["venue", "channel", "path", "liqfast_us", "stdlib_json_us", "speedup", "liqfast_msgs_per_s", "correct"]
+    for i in range(len(CASES)):
+        code = f"import json; from bench.bench_decode import run_case; print(json.dumps(run_case({i})))"
+        proc = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True,
+                              check=False)
+        if proc.returncode != 0:
+            raise SystemExit(f"case {CASES[i]} failed:\n{proc.stderr}")
+        rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    cols = ["venue", "channel", "liqfast_us", "batched_us", "msgspec_us", "stdlib_json_us", "speedup",
+            "speedup_batched", "liqfast_msgs_per_s", "handled", "correct"]
     print(table(rows, cols))
-    bad = [r for r in rows if not r["correct"]]
+    bad = [r for r in rows if not r["correct"] or r["handled"] < 1.0]
     if bad:
-        raise SystemExit(f"results differ from the stdlib baseline: {bad}")
-    path = record("decode", rows, {"messages_per_case": N, "note": "one trade/liquidation per frame; best of runs"})
+        raise SystemExit(f"results differ from the stdlib baseline, or the fast path did not take every frame: {bad}")
+    path = record("decode", rows, {
+        "messages_per_case": N,
+        "note": "one trade/liquidation per frame; best of interleaved rounds; one fresh interpreter per case",
+    })
     print(f"\nrecorded {path}")
 
 

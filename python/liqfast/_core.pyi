@@ -1,5 +1,6 @@
 # Hand-written stubs for the Rust extension; checked against the built module by
 # `python -m mypy.stubtest liqfast._core` (part of `make test`).
+from collections.abc import Callable
 from typing import Any, Literal, final
 
 import numpy as np
@@ -25,6 +26,8 @@ __all__ = [
     "Model",
     "check_bars",
     "Simulator",
+    "FrameDecoder",
+    "binance_agg_trades",
 ]
 
 __version__: str
@@ -206,3 +209,35 @@ class Simulator:
     def step(self) -> dict[str, Any]: ...
     def run(self, n_bars: int, steps_per_bar: int, grid: PriceGrid | None = None, every: int = 1) -> dict[str, Any]: ...
     def true_map(self, grid: PriceGrid, venue: int | None = None) -> tuple[_F64, _F64]: ...
+
+# -- fast frame decoder of the hot WebSocket channels (rust/src/py_decode.rs) -------------------
+
+@final
+class FrameDecoder:
+    def __new__(
+        cls,
+        owner: object,
+        venue: str,
+        fallback: Callable[[Any, bytes | str, int, Any, list[Any]], bool] | None = None,
+    ) -> FrameDecoder: ...
+    @property
+    def venue(self) -> str: ...
+    @property
+    def handled(self) -> int: ...
+    @property
+    def messages(self) -> int: ...
+    @property
+    def events(self) -> int: ...
+    @property
+    def declined(self) -> int: ...
+    @property
+    def panics(self) -> int: ...
+    @property
+    def last_reject(self) -> str: ...
+    def decode(self, data: bytes | str, recv_ms: int, out: list[Any]) -> int | None: ...
+    def on_message(self, data: bytes | str, recv_ms: int, ctx: Any, out: list[Any]) -> bool: ...
+    def feed_many(self, frames: list[bytes], recv_ms: int | list[int], ctx: Any, out: list[Any]) -> int: ...
+
+def binance_agg_trades(
+    block: bytes, header_pending: bool, venue: str, symbol: str, inverse: bool, contract_size: float
+) -> tuple[list[tuple[int, Any]], bool] | None: ...

@@ -4,6 +4,7 @@
 
 pub mod aggregate;
 pub mod book;
+pub mod decode;
 pub mod error;
 mod fast;
 pub mod grid;
@@ -17,6 +18,8 @@ pub mod venues;
 
 #[cfg(feature = "python")]
 mod py;
+#[cfg(feature = "python")]
+mod py_decode;
 #[cfg(feature = "python")]
 mod py_model;
 #[cfg(feature = "python")]

@@ -678,6 +678,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(py_stream_read, m)?)?;
     crate::py_model::register(m)?;
     crate::py_sim::register(m)?;
+    crate::py_decode::register(m)?;
     m.add_function(wrap_pyfunction!(py_reset_pool_after_fork, m)?)?;
     Ok(())
 }

@@ -7,6 +7,11 @@ frames (``liqfast replay``) and benchmark corpora, which is what makes replay de
 and the benchmark honest. It never raises on bad input — a frame that does not decode is
 counted (``decode_errors``), logged (rate-limited) and dropped; one bad frame must never take
 a feed down.
+
+Venues with ``fast_path = True`` decode their hot channels in Rust
+(``liqfast._core.FrameDecoder``, see :meth:`Normalizer.use_fast_path`): the instance's
+``on_message`` is then the decoder's, and the class's ``on_message`` — the msgspec code below
+and in each venue module — is the reference it falls back to for every frame it declines.
 """
 
 from __future__ import annotations
@@ -15,14 +20,18 @@ import functools
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import Callable
 from importlib import resources
-from typing import Any, ClassVar, Final, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal
 
 import msgspec
 
 from ..events import Event
+
+if TYPE_CHECKING:
+    from .._core import FrameDecoder
 
 __all__ = [
     "ConnContext",
@@ -40,6 +49,10 @@ _DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, ValueError, Type
                   AttributeError, OverflowError, ZeroDivisionError)
 
 Kind = Literal["linear", "inverse"]
+
+#: Whether normalisers start with their Rust fast path on (``LIQFAST_FAST_DECODE=0`` turns it
+#: off process-wide, e.g. to compare against the reference path).
+FAST_PATH: Final = os.environ.get("LIQFAST_FAST_DECODE", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 class Instrument(msgspec.Struct, frozen=True):
@@ -158,24 +171,55 @@ class Counters:
     """Plain integer counters (cheap to bump on the hot path); exported to Prometheus by the
     serving layer via :meth:`as_dict`. Every frame is exactly one of data, control (pong,
     ack, welcome, venue error), unhandled (a well-formed message of a channel we do not use)
-    or decode error; ``data_messages`` is derived so the hot path bumps only two counters."""
+    or decode error; ``data_messages`` is derived so the hot path bumps only two counters.
 
-    __slots__ = ("messages", "control_messages", "events", "decode_errors", "unhandled", "missing_metadata")
+    With the Rust fast path on (see :meth:`Normalizer.use_fast_path`), the frames the Rust
+    decoder handles are counted in the decoder itself (no attribute writes per frame):
+    ``messages`` and ``events`` add its counts to the Python ones (``_messages``,
+    ``_events``, which the reference path bumps)."""
+
+    __slots__ = ("_messages", "control_messages", "_events", "decode_errors", "unhandled", "missing_metadata", "_fast")
+
+    FIELDS: ClassVar[tuple[str, ...]] = (
+        "messages", "control_messages", "events", "decode_errors", "unhandled", "missing_metadata",
+    )
 
     def __init__(self) -> None:
-        self.messages = 0
+        self._messages = 0
         self.control_messages = 0
-        self.events = 0
+        self._events = 0
         self.decode_errors = 0
         self.unhandled = 0
         self.missing_metadata = 0
+        #: the fast decoder counting the frames it handles (None: all counted here)
+        self._fast: Any = None
+
+    @property
+    def messages(self) -> int:
+        f = self._fast
+        return self._messages if f is None else self._messages + f.messages
+
+    @messages.setter
+    def messages(self, value: int) -> None:
+        f = self._fast
+        self._messages = value if f is None else value - f.messages
+
+    @property
+    def events(self) -> int:
+        f = self._fast
+        return self._events if f is None else self._events + f.events
+
+    @events.setter
+    def events(self, value: int) -> None:
+        f = self._fast
+        self._events = value if f is None else value - f.events
 
     @property
     def data_messages(self) -> int:
         return self.messages - self.control_messages - self.unhandled - self.decode_errors
 
     def as_dict(self) -> dict[str, int]:
-        d = {k: getattr(self, k) for k in self.__slots__}
+        d = {k: getattr(self, k) for k in self.FIELDS}
         d["data_messages"] = self.data_messages
         return d
 
@@ -230,6 +274,9 @@ class Normalizer:
     venue: ClassVar[str] = ""
     #: Completeness code of this venue's liquidation feed (see events.COMPLETENESS_NOTES).
     liquidation_completeness: ClassVar[str] = "none"
+    #: Whether ``liqfast._core.FrameDecoder`` knows this venue's hot channels (then it is on
+    #: by default; see :meth:`use_fast_path`).
+    fast_path: ClassVar[bool] = False
 
     def __init__(self, instruments: dict[str, Instrument] | None = None) -> None:
         self.instruments: dict[str, Instrument] = dict(instruments or {})
@@ -242,8 +289,46 @@ class Normalizer:
         #: Optional restriction to the symbols a connector subscribed (global liquidation
         #: streams carry every symbol of the venue).
         self.symbols: frozenset[str] | None = None
+        #: The Rust decoder of this venue's hot channels, when on (see :meth:`use_fast_path`).
+        self.fast: FrameDecoder | None = None
+        if self.fast_path and FAST_PATH:
+            self.use_fast_path(True)
 
     # -- public API ---------------------------------------------------------------------------
+
+    def use_fast_path(self, enabled: bool = True) -> bool:
+        """Switch the Rust fast path of this normaliser on or off; returns whether it is on.
+
+        On, :meth:`on_message` *is* the Rust decoder's (``self.fast.on_message``, bound as an
+        instance attribute: no Python frame per message). It decodes and normalises the
+        venue's hot channels (trades, liquidations) exactly like this class does, emitting the
+        same :mod:`liqfast.events` objects, and hands every other frame — other channels,
+        control frames, garbage, unknown instruments — to the class's own ``on_message``, the
+        reference implementation, which also counts decode errors. Off (or for venues without
+        a fast path), the reference handles everything. The events are identical either way
+        (``tests/ingest/test_fastpath.py``)."""
+        if enabled and self.fast is None and self.fast_path:
+            from ..errors import UnknownVenueError
+
+            try:
+                from .._core import FrameDecoder
+
+                # the decoder holds the owner weakly and the reference unbound: no cycle
+                dec = FrameDecoder(self, self.venue, type(self).on_message)
+            except (ImportError, UnknownVenueError) as e:  # an older build, or a venue it does not know
+                log.warning("%s: no fast decoder (%s); using the reference normaliser", self.venue, e)
+                return False
+            self.fast = dec
+            self.counters._fast = dec
+            self.on_message = dec.on_message  # type: ignore[method-assign]
+        elif not enabled and self.fast is not None:
+            c, dec = self.counters, self.fast
+            c._messages += dec.messages
+            c._events += dec.events
+            c._fast = None
+            self.fast = None
+            del self.on_message
+        return self.fast is not None
 
     def feed(self, data: bytes | str, recv_ms: int | None = None, ctx: ConnContext | None = None) -> list[Event]:
         """Decode one frame; returns the events it produced (possibly none)."""
@@ -251,12 +336,35 @@ class Normalizer:
         self.on_message(data, int(time.time() * 1000) if recv_ms is None else recv_ms, ctx or ConnContext(), out)
         return out
 
+    def feed_many(self, frames: list[bytes], recv_ms: list[int] | int, ctx: ConnContext | None = None) -> list[Event]:
+        """Decode many frames in one call (replay, backfill, bursts): the events of every
+        frame, in frame order, exactly as :meth:`on_message` frame by frame would give them.
+        ``recv_ms`` is one receive time for all frames or one per frame. With the fast path
+        the loop runs in Rust (no Python call per frame)."""
+        out: list[Event] = []
+        ctx = ctx or ConnContext()
+        if self.fast is not None:
+            self.fast.feed_many(frames, recv_ms, ctx, out)
+            return out
+        recvs = [recv_ms] * len(frames) if isinstance(recv_ms, int) else recv_ms
+        if len(recvs) != len(frames):
+            from ..errors import InvalidInputError
+
+            raise InvalidInputError(f"{len(frames)} frames but {len(recvs)} receive times")
+        on_message = self.on_message
+        for f, r in zip(frames, recvs):
+            on_message(f, r, ctx, out)
+        return out
+
     def on_message(self, data: bytes | str, recv_ms: int, ctx: ConnContext, out: list[Event]) -> bool:
         """Decode one frame into ``out``. Returns True if it was a *data* frame (counts for the
         idle timeout), False for control frames (pong, ack, welcome, errors), frames of
-        channels we do not use, and undecodable frames. Never raises."""
+        channels we do not use, and undecodable frames. Never raises.
+
+        This is the reference implementation; with the fast path on, the instance's
+        ``on_message`` is the Rust decoder's, which calls this for the frames it declines."""
         c = self.counters
-        c.messages += 1
+        c._messages += 1
         n = len(out)
         try:
             is_data = self._on_message(data, recv_ms, ctx, out)
@@ -265,8 +373,25 @@ class Normalizer:
             c.decode_errors += 1
             self._errlog("frame", e, data)
             return False
-        c.events += len(out) - n
+        c._events += len(out) - n
         return is_data
+
+    def _emit_decoded(self, emit: Callable[[], object], data: bytes | str, out: list[Event]) -> bool:
+        """Count a data frame whose typed decode already succeeded while ``emit()`` appends
+        its events to ``out`` — or, if normalising raises (a zero price on an inverse
+        contract...), drop them and count a decode error, as :meth:`on_message` does."""
+        c = self.counters
+        c._messages += 1
+        n = len(out)
+        try:
+            emit()
+        except _DECODE_ERRORS as e:
+            del out[n:]
+            c.decode_errors += 1
+            self._errlog("frame", e, data)
+            return False
+        c._events += len(out) - n
+        return True
 
     def _decode_error(self, e: BaseException, data: bytes | str) -> bool:
         self.counters.decode_errors += 1

@@ -177,6 +177,7 @@ class BinanceNormalizer(Normalizer):
 
     venue: ClassVar[str] = "binance-usdm"
     liquidation_completeness: ClassVar[str] = "snapshot_1s"
+    fast_path: ClassVar[bool] = True
     inverse: ClassVar[bool] = False
 
     def __init__(self, instruments: dict[str, Instrument] | None = None) -> None:
@@ -193,16 +194,16 @@ class BinanceNormalizer(Normalizer):
         """Hot path: aggTrade is most of Binance's traffic, so it is handled inline (one
         decode, one Trade, two counter bumps); everything else goes through :meth:`_one`."""
         c = self.counters
-        c.messages += 1
+        c._messages += 1
         try:
             d: Any = self._decode(data).data
-        except (msgspec.DecodeError, msgspec.ValidationError) as e:
+        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as e:
             return self._decode_error(e, data)
         if d.__class__ is AggTrade and self._linear:
             p = d.p
             q = d.q
             out.append(Trade(self._venue, d.s, d.T, recv_ms, p, q, p * q, "sell" if d.m else "buy", d.a))
-            c.events += 1
+            c._events += 1
             return True
         n = len(out)
         try:
@@ -210,26 +211,29 @@ class BinanceNormalizer(Normalizer):
         except (ValueError, TypeError, KeyError, ZeroDivisionError, OverflowError) as e:
             del out[n:]
             return self._decode_error(e, data)
-        c.events += len(out) - n
+        c._events += len(out) - n
         return is_data
 
     def _on_message(self, data: bytes | str, recv_ms: int, ctx: ConnContext, out: list[Event]) -> bool:
         return self._one(self._decode(data).data, recv_ms, out)
 
-    def feed_many(self, frames: list[bytes], recv_ms: list[int]) -> list[Event]:
-        """Decode many frames in one call (replay/backfill): one msgspec pass over the joined
-        frames amortises the per-call overhead. Falls back to frame-by-frame if the batch
-        does not decode, so one bad frame only costs itself."""
+    def feed_many(self, frames: list[bytes], recv_ms: list[int] | int, ctx: ConnContext | None = None) -> list[Event]:
+        """Decode many frames in one call (replay/backfill). With the fast path, the Rust loop
+        of :meth:`Normalizer.feed_many`; without, one msgspec pass over the joined frames
+        amortises the per-call overhead, falling back to frame-by-frame if the batch does not
+        decode, so one bad frame only costs itself."""
+        if self.fast is not None or isinstance(recv_ms, int):
+            return super().feed_many(frames, recv_ms, ctx)
         out: list[Event] = []
         try:
             envs = self._many.decode(b"[" + b",".join(frames) + b"]")
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            ctx = ConnContext()
+        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
+            ctx = ctx or ConnContext()
             for f, r in zip(frames, recv_ms):
                 self.on_message(f, r, ctx, out)
             return out
         c = self.counters
-        c.messages += len(frames)
+        c._messages += len(frames)
         append = out.append
         venue = self.venue
         linear = not self.inverse
@@ -246,7 +250,7 @@ class BinanceNormalizer(Normalizer):
                 except (ValueError, TypeError, KeyError, ZeroDivisionError, OverflowError) as e:
                     c.decode_errors += 1
                     self._errlog("frame", e, b"")
-        c.events += len(out)
+        c._events += len(out)
         return out
 
     def _one(self, d: Any, recv_ms: int, out: list[Event]) -> bool:

@@ -113,6 +113,7 @@ class BitgetNormalizer(Normalizer):
 
     venue: ClassVar[str] = "bitget-linear"
     liquidation_completeness: ClassVar[str] = "aggregated"
+    fast_path: ClassVar[bool] = True
 
     def __init__(self, instruments: dict[str, Instrument] | None = None,
                  liq_amount: Literal["quote", "base"] = "quote") -> None:
@@ -133,14 +134,11 @@ class BitgetNormalizer(Normalizer):
         if type(data) is bytes and data.find(b'"topic":"publicTrade"', 0, 120) >= 0:
             try:
                 f = self._trade_frame(data)
-            except (msgspec.DecodeError, msgspec.ValidationError):
+            except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
                 f = None
             if f is not None and f.arg.topic == "publicTrade":
-                c = self.counters
-                c.messages += 1
-                self._emit_trades(f.arg.symbol, f.data, recv_ms, out)
-                c.events += len(f.data)
-                return True
+                sym, trades = f.arg.symbol, f.data
+                return self._emit_decoded(lambda: self._emit_trades(sym, trades, recv_ms, out), data, out)
         return super().on_message(data, recv_ms, ctx, out)
 
     def _emit_trades(self, sym: str, trades: list[PublicTrade], recv_ms: int, out: list[Event]) -> None:

@@ -135,6 +135,7 @@ class BybitNormalizer(Normalizer):
 
     venue: ClassVar[str] = "bybit-linear"
     liquidation_completeness: ClassVar[str] = "all_500ms"
+    fast_path: ClassVar[bool] = True
     inverse: ClassVar[bool] = False
 
     def __init__(self, instruments: dict[str, Instrument] | None = None) -> None:
@@ -160,25 +161,17 @@ class BybitNormalizer(Normalizer):
             if data.startswith(b'{"topic":"publicTrade.'):
                 try:
                     f = self._trade_frame(data)
-                except (msgspec.DecodeError, msgspec.ValidationError):
+                except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
                     pass
                 else:
-                    c = self.counters
-                    c.messages += 1
-                    self._emit_trades(f.data, recv_ms, out)
-                    c.events += len(f.data)
-                    return True
+                    return self._emit_decoded(lambda: self._emit_trades(f.data, recv_ms, out), data, out)
             elif data.startswith(b'{"topic":"allLiquidation.'):
                 try:
                     lf = self._liq_frame(data)
-                except (msgspec.DecodeError, msgspec.ValidationError):
+                except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
                     pass
                 else:
-                    c = self.counters
-                    c.messages += 1
-                    self._emit_liqs(lf.data, recv_ms, out)
-                    c.events += len(lf.data)
-                    return True
+                    return self._emit_decoded(lambda: self._emit_liqs(lf.data, recv_ms, out), data, out)
         return super().on_message(data, recv_ms, ctx, out)
 
     def _emit_liqs(self, liqs: list[AllLiquidation], recv_ms: int, out: list[Event]) -> None:

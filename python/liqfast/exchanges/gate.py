@@ -111,6 +111,7 @@ class GateNormalizer(Normalizer):
 
     venue: ClassVar[str] = "gate-linear"
     liquidation_completeness: ClassVar[str] = "batched_1s"
+    fast_path: ClassVar[bool] = True
     inverse: ClassVar[bool] = False
 
     def __init__(self, instruments: dict[str, Instrument] | None = None) -> None:
@@ -136,15 +137,11 @@ class GateNormalizer(Normalizer):
         if type(data) is bytes and data.find(b'"channel":"futures.trades"', 0, 100) >= 0:
             try:
                 f = self._trades_frame(data)
-            except (msgspec.DecodeError, msgspec.ValidationError):
+            except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
                 f = None
             if f is not None and f.channel == "futures.trades" and f.event == "update":
-                c = self.counters
-                c.messages += 1
-                n = len(out)
-                self._emit_trades(f.result, recv_ms, out)
-                c.events += len(out) - n
-                return True
+                trades = f.result
+                return self._emit_decoded(lambda: self._emit_trades(trades, recv_ms, out), data, out)
         return super().on_message(data, recv_ms, ctx, out)
 
     def _emit_trades(self, trades: list[GateTrade], recv_ms: int, out: list[Event]) -> None:

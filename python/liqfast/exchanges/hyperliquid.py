@@ -125,6 +125,7 @@ class HyperliquidNormalizer(Normalizer):
 
     venue: ClassVar[str] = "hyperliquid"
     liquidation_completeness: ClassVar[str] = "none"
+    fast_path: ClassVar[bool] = True
 
     def __init__(self, instruments: dict[str, Instrument] | None = None) -> None:
         super().__init__(instruments)

@@ -152,6 +152,7 @@ class KucoinNormalizer(Normalizer):
 
     venue: ClassVar[str] = "kucoin-linear"
     liquidation_completeness: ClassVar[str] = "none"
+    fast_path: ClassVar[bool] = True
 
     def __init__(self, instruments: dict[str, Instrument] | None = None) -> None:
         super().__init__(instruments)
@@ -182,14 +183,11 @@ class KucoinNormalizer(Normalizer):
         if type(data) is bytes and data.find(b'"subject":"match"', 0, 160) >= 0:
             try:
                 f = self._match_frame(data)
-            except (msgspec.DecodeError, msgspec.ValidationError):
+            except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
                 f = None
             if f is not None and f.type == "message" and f.subject == "match":
-                c = self.counters
-                c.messages += 1
-                if self._emit_match(f.data, recv_ms, out):
-                    c.events += 1
-                return True
+                m = f.data
+                return self._emit_decoded(lambda: self._emit_match(m, recv_ms, out), data, out)
         return super().on_message(data, recv_ms, ctx, out)
 
     def _emit_match(self, m: Match, recv_ms: int, out: list[Event]) -> bool:

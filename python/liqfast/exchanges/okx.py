@@ -147,6 +147,7 @@ class OkxNormalizer(Normalizer):
 
     venue: ClassVar[str] = "okx-linear"
     liquidation_completeness: ClassVar[str] = "partial"
+    fast_path: ClassVar[bool] = True
 
     def __init__(self, instruments: dict[str, Instrument] | None = None) -> None:
         super().__init__(instruments)
@@ -185,27 +186,17 @@ class OkxNormalizer(Normalizer):
             if data.startswith(b'{"arg":{"channel":"trades"'):
                 try:
                     f = self._trades_frame(data)
-                except (msgspec.DecodeError, msgspec.ValidationError):
+                except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
                     pass
                 else:
-                    c = self.counters
-                    c.messages += 1
-                    n = len(out)
-                    self._emit_trades(f.data, recv_ms, out)
-                    c.events += len(out) - n
-                    return True
+                    return self._emit_decoded(lambda: self._emit_trades(f.data, recv_ms, out), data, out)
             elif data.startswith(b'{"arg":{"channel":"liquidation-orders"'):
                 try:
                     lf = self._liq_frame(data)
-                except (msgspec.DecodeError, msgspec.ValidationError):
+                except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
                     pass
                 else:
-                    c = self.counters
-                    c.messages += 1
-                    n = len(out)
-                    self._emit_liqs(lf.data, recv_ms, out)
-                    c.events += len(out) - n
-                    return True
+                    return self._emit_decoded(lambda: self._emit_liqs(lf.data, recv_ms, out), data, out)
         return super().on_message(data, recv_ms, ctx, out)
 
     def _emit_trades(self, trades: list[OkxTrade], recv_ms: int, out: list[Event]) -> None:
