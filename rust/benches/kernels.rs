@@ -1,13 +1,20 @@
-//! Kernel timings without Python (for profiling: `cargo bench --bench kernels`). The
+//! Kernel timings without Python (for profiling: `cargo bench --bench kernels`; env `N` sets
+//! the book size, `REPS` the repetitions, `LIQFAST_NUM_THREADS=1` a single thread). The
 //! side-by-side comparison against numpy lives in `bench/` at the top level.
+//!
+//! The book mirrors `make_book` in `bench/bench_core.py`: entries around 90k, log-normal USD
+//! sizes (most positions in the first two Binance tiers), a leverage mix capped by the tier at
+//! entry, and a sorted time index. Each line also prints the memory-bandwidth floor (the
+//! probe streaming the same input bytes) and every kernel's ratio to it.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use _core::aggregate::{
     Column, MarginKind, Models, Positions, liquidation_heatmap, liquidation_map, liquidation_prices,
 };
 use _core::grid::PriceGrid;
 use _core::margin::MarginModel;
+use _core::probe::stream_read;
 use _core::tiers::{Tier, TierTable, TierUnit};
 use _core::venues::venue;
 
@@ -20,6 +27,13 @@ impl Rng {
         self.0 ^= self.0 >> 27;
         (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
     }
+
+    /// Standard normal (Box-Muller).
+    fn normal(&mut self) -> f64 {
+        let u = self.next().max(1e-300);
+        let v = self.next();
+        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+    }
 }
 
 fn binance() -> MarginModel {
@@ -28,7 +42,8 @@ fn binance() -> MarginModel {
         (50e3, 600e3, 100.0, 0.005, 50.0),
         (600e3, 3e6, 75.0, 0.0065, 950.0),
         (3e6, 12e6, 50.0, 0.01, 11_450.0),
-        (12e6, f64::INFINITY, 25.0, 0.02, 131_450.0),
+        (12e6, 70e6, 25.0, 0.02, 131_450.0),
+        (70e6, f64::INFINITY, 20.0, 0.025, 481_450.0),
     ];
     let tiers = rows
         .iter()
@@ -38,17 +53,49 @@ fn binance() -> MarginModel {
     MarginModel::new(f.rules, 1.0, 0.0, TierTable::new(TierUnit::Quote, tiers).unwrap()).unwrap()
 }
 
+fn bytes<T>(v: &[T]) -> &[u8] {
+    // SAFETY: any initialised memory can be viewed as bytes; the length is the slice's size.
+    unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
+}
+
+fn best(reps: usize, mut f: impl FnMut()) -> Duration {
+    f();
+    (0..reps)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .min()
+        .unwrap_or_default()
+}
+
 fn main() {
     let n: usize = std::env::var("N").ok().and_then(|s| s.parse().ok()).unwrap_or(10_000_000);
+    let reps: usize = std::env::var("REPS").ok().and_then(|s| s.parse().ok()).unwrap_or(7);
+    let model = binance();
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-    let entry: Vec<f64> = (0..n).map(|_| 80_000.0 + 20_000.0 * rng.next()).collect();
-    let qty: Vec<f64> = (0..n).map(|_| 0.001 + 2.0 * rng.next()).collect();
+    let entry: Vec<f64> = (0..n).map(|_| 90_000.0 * (0.04 * rng.normal()).exp()).collect();
+    let qty: Vec<f64> = entry.iter().map(|e| (8_000f64.ln() + 1.3 * rng.normal()).exp() / e).collect();
     let side: Vec<i8> = (0..n).map(|_| if rng.next() < 0.5 { 1 } else { -1 }).collect();
-    let levs = [5.0, 10.0, 25.0, 50.0, 100.0];
-    let lev: Vec<f64> = (0..n).map(|_| levs[(rng.next() * 5.0) as usize]).collect();
+    let mix = [(5.0, 0.15), (10.0, 0.30), (25.0, 0.25), (50.0, 0.20), (100.0, 0.10)];
+    let lev: Vec<f64> = (0..n)
+        .map(|i| {
+            let mut u = rng.next();
+            let mut l = mix[mix.len() - 1].0;
+            for &(v, p) in &mix {
+                if u < p {
+                    l = v;
+                    break;
+                }
+                u -= p;
+            }
+            let cap = model.table.tiers()[model.tier_at(qty[i], entry[i])].max_leverage;
+            f64::min(l, cap)
+        })
+        .collect();
     let mut times: Vec<i64> = (0..n).map(|_| (rng.next() * 288.0) as i64).collect();
     times.sort_unstable();
-    let model = binance();
     let models = Models::one(&model);
     let pos = Positions {
         entry: &entry,
@@ -58,20 +105,55 @@ fn main() {
         margin_kind: MarginKind::Leverage,
         open_time: None,
     };
-    let grid = PriceGrid::new(45_000.0, 135_000.0, 50.0).unwrap();
-    for _ in 0..3 {
+    let step = 25.0;
+    let lo = 90_000.0 - step * 1_000.0;
+    let grid = PriceGrid::new(lo, lo + step * 2_000.0, step).unwrap();
+    let base = [bytes(&entry), bytes(&qty), bytes(&side), bytes(&lev)];
+    let with_time = [bytes(&entry), bytes(&qty), bytes(&side), bytes(&lev), bytes(&times)];
+    let only = std::env::var("ONLY").unwrap_or_default();
+    let want = |k: &str| only.is_empty() || only.split(',').any(|o| o == k);
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let floor = best(reps, || {
+        std::hint::black_box(stream_read(&base));
+    });
+    let floor_t = best(reps, || {
+        std::hint::black_box(stream_read(&with_time));
+    });
+    println!("n={n}: floor {:.2} ms, floor with time {:.2} ms", ms(floor), ms(floor_t));
+    if want("prices") {
+        let d = best(reps, || {
+            let mut out = vec![0.0; n];
+            liquidation_prices(&pos, &models, &mut out).unwrap();
+            std::hint::black_box(&out);
+        });
         let mut out = vec![0.0; n];
-        let t = Instant::now();
-        liquidation_prices(&pos, &models, &mut out).unwrap();
-        let a = t.elapsed();
+        let warm = best(reps, || {
+            liquidation_prices(&pos, &models, &mut out).unwrap();
+            std::hint::black_box(&out);
+        });
+        println!(
+            "  prices  {:7.3} ms  ({:.2}x floor; {:.3} ms into memory already faulted in)",
+            ms(d),
+            ms(d) / ms(floor),
+            ms(warm)
+        );
+    }
+    // Outputs are allocated once: Python callers get theirs from numpy's allocator, whose
+    // page faults are not the kernel's.
+    if want("map") {
         let (mut l, mut s) = (vec![0.0; grid.len()], vec![0.0; grid.len()]);
-        let t = Instant::now();
-        liquidation_map(&pos, &models, &grid, &mut l, &mut s).unwrap();
-        let b = t.elapsed();
+        let d = best(reps, || {
+            liquidation_map(&pos, &models, &grid, &mut l, &mut s).unwrap();
+            std::hint::black_box((&l, &s));
+        });
+        println!("  map     {:7.3} ms  ({:.2}x floor)", ms(d), ms(d) / ms(floor));
+    }
+    if want("heatmap") {
         let (mut l, mut s) = (vec![0.0; 288 * grid.len()], vec![0.0; 288 * grid.len()]);
-        let t = Instant::now();
-        liquidation_heatmap(&pos, &models, Column::Slice(&times), 288, &grid, &mut l, &mut s).unwrap();
-        let c = t.elapsed();
-        println!("n={n}: prices {a:?}  map {b:?}  heatmap {c:?}");
+        let d = best(reps, || {
+            liquidation_heatmap(&pos, &models, Column::Slice(&times), 288, &grid, &mut l, &mut s).unwrap();
+            std::hint::black_box((&l, &s));
+        });
+        println!("  heatmap {:7.3} ms  ({:.2}x floor)", ms(d), ms(d) / ms(floor_t));
     }
 }

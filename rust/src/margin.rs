@@ -125,7 +125,13 @@ impl MarginModel {
         Ok(Self::build(rules, contract_size, fee_rate, table, false))
     }
 
-    pub(crate) fn build(rules: MarginRules, contract_size: f64, fee_rate: f64, table: TierTable, overridden: bool) -> Self {
+    pub(crate) fn build(
+        rules: MarginRules,
+        contract_size: f64,
+        fee_rate: f64,
+        table: TierTable,
+        overridden: bool,
+    ) -> Self {
         let fee_in = if rules.fee_mode == FeeMode::InMaintenance { fee_rate } else { 0.0 };
         let terms = table
             .tiers()
@@ -246,6 +252,7 @@ impl MarginModel {
     /// * inverse: `P = N·k_s / (M + s·n0 − c)`,         `n0 = N/EP`
     ///
     /// with `M = n0/L` multiplied through when the margin follows from leverage `L`.
+    #[expect(clippy::inline_always, reason = "hot per-position formula: the batch paths rely on it being inlined")]
     #[inline(always)]
     pub(crate) fn solve(
         kind: ContractKind,
@@ -273,6 +280,7 @@ impl MarginModel {
     }
 
     /// Does margin cover maintenance at entry in tier `t`? Written without division.
+    #[expect(clippy::inline_always, reason = "hot per-position formula: the batch paths rely on it being inlined")]
     #[inline(always)]
     pub(crate) fn covers_maintenance(
         kind: ContractKind,
@@ -292,6 +300,7 @@ impl MarginModel {
     }
 
     /// Index of the tier holding the position at `price` (no division for inverse tables).
+    #[expect(clippy::inline_always, reason = "hot per-position formula: the batch paths rely on it being inlined")]
     #[inline(always)]
     fn tier_index(&self, size: f64, qty: f64, price: f64) -> usize {
         let tiers = &self.terms;
@@ -320,6 +329,7 @@ impl MarginModel {
     }
 
     /// Is the price-dependent tier measure at `p` inside `[floor, cap)`?
+    #[expect(clippy::inline_always, reason = "hot per-position formula: the batch paths rely on it being inlined")]
     #[inline(always)]
     pub(crate) fn in_tier(kind: ContractKind, floor: f64, cap: f64, size: f64, p: f64) -> bool {
         match kind {
@@ -370,6 +380,7 @@ impl MarginModel {
     /// by the tier at the entry notional and the margin must cover maintenance at entry.
     /// `NaN` when no price can liquidate it (a 1x linear long, a fully collateralised inverse
     /// short).
+    #[expect(clippy::inline_always, reason = "hot per-position formula: the batch paths rely on it being inlined")]
     #[inline(always)]
     pub fn liq_price(&self, side: f64, entry: f64, qty: f64, margin: MarginInput) -> Result<f64, Problem> {
         let margin_ok = match margin {
@@ -408,7 +419,7 @@ impl MarginModel {
         if usable(p) && Self::in_tier(kind, t.floor, t.cap, size, p) {
             return Ok(p);
         }
-        Ok(self.walk(k, si, side, size, entry, margin, fee))
+        Ok(self.walk(k, si, side, size, entry, margin, fee, p))
     }
 
     #[cold]
@@ -424,13 +435,28 @@ impl MarginModel {
     /// Walk from the entry tier `k` towards the tier at the liquidation price. Each step moves
     /// one tier; if the walk turns back, no tier is self-consistent and the position is
     /// liquidated exactly where the tier changes (maintenance jumps past equity there).
+    /// `first` is the root in tier `k`, already computed by the caller.
     #[inline(never)]
-    fn walk(&self, mut k: usize, si: usize, side: f64, size: f64, entry: f64, margin: MarginInput, fee: f64) -> f64 {
+    fn walk(
+        &self,
+        mut k: usize,
+        si: usize,
+        side: f64,
+        size: f64,
+        entry: f64,
+        margin: MarginInput,
+        fee: f64,
+        first: f64,
+    ) -> f64 {
         let last = self.terms.len() - 1;
         let mut came_from: i8 = 0;
-        for _ in 0..=self.terms.len() {
+        for step in 0..=self.terms.len() {
             let t = &self.terms[k];
-            let p = Self::solve(self.rules.kind, t.entry_rate, t.d, t.k[si], side, size, entry, margin, fee);
+            let p = if step == 0 {
+                first
+            } else {
+                Self::solve(self.rules.kind, t.entry_rate, t.d, t.k[si], side, size, entry, margin, fee)
+            };
             let dir: i8 = if usable(p) {
                 let z = self.margin_notional(size, p);
                 if z < t.floor && k > 0 {

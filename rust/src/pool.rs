@@ -52,10 +52,15 @@ pub fn reset_after_fork() {
     }
 }
 
-/// Split `0..n` into one contiguous range per worker (a single range when `n` is small).
+/// Ranges per worker. More than one, so that a worker slowed down (by other load on its
+/// core, say) hands part of its share to the others, which take ranges as they finish
+/// theirs; few, so that each range stays long.
+const RANGES_PER_THREAD: usize = 4;
+
+/// Split `0..n` into a few contiguous ranges per worker (a single range when `n` is small).
 #[must_use]
 pub fn split(n: usize) -> Vec<Range<usize>> {
-    let parts = if n < PARALLEL_MIN { 1 } else { threads().min(n.div_ceil(PARALLEL_MIN / 4)) };
+    let parts = if n < PARALLEL_MIN { 1 } else { (threads() * RANGES_PER_THREAD).min(n.div_ceil(PARALLEL_MIN / 4)) };
     let chunk = n.div_ceil(parts.max(1)).max(1);
     (0..n).step_by(chunk).map(|s| s..(s + chunk).min(n)).collect()
 }
@@ -70,7 +75,22 @@ where
     if ranges.len() <= 1 {
         return ranges.into_iter().map(f).collect();
     }
-    pool().install(|| ranges.into_par_iter().map(&f).collect())
+    // One range per task, so idle workers can take any of them.
+    pool().install(|| ranges.into_par_iter().with_max_len(1).map(&f).collect())
+}
+
+/// Run `f` over each item, on the pool when there is more than one, and return the results
+/// in item order.
+pub fn map_items<I, T, F>(items: Vec<I>, f: F) -> Vec<T>
+where
+    I: Send,
+    T: Send,
+    F: Fn(I) -> T + Sync + Send,
+{
+    if items.len() <= 1 {
+        return items.into_iter().map(f).collect();
+    }
+    pool().install(|| items.into_par_iter().with_max_len(1).map(&f).collect())
 }
 
 /// Run `f` over matching chunks of `out` (one per range).
@@ -89,5 +109,36 @@ where
     if parts.len() <= 1 {
         return parts.into_iter().map(|(r, o)| f(r, o)).collect();
     }
-    pool().install(|| parts.into_par_iter().map(|(r, o)| f(r, o)).collect())
+    pool().install(|| parts.into_par_iter().with_max_len(1).map(|(r, o)| f(r, o)).collect())
+}
+
+/// Split `0..rows` rows of `width` cells into one contiguous range per worker (a single
+/// range when there are few cells).
+#[must_use]
+pub fn split_rows(rows: usize, width: usize) -> Vec<Range<usize>> {
+    let parts = if rows.saturating_mul(width) < PARALLEL_MIN { 1 } else { threads().min(rows) };
+    let chunk = rows.div_ceil(parts.max(1)).max(1);
+    (0..rows).step_by(chunk).map(|s| s..(s + chunk).min(rows)).collect()
+}
+
+/// Run `f` over matching chunks of `a` and `b` (one per range of rows of `width` elements)
+/// and return the results in range order.
+pub fn fill_ranges2<T, R, F>(a: &mut [T], b: &mut [T], ranges: &[Range<usize>], width: usize, f: F) -> Vec<R>
+where
+    T: Send,
+    R: Send,
+    F: Fn(Range<usize>, &mut [T], &mut [T]) -> R + Sync + Send,
+{
+    let mut parts: Vec<(Range<usize>, &mut [T], &mut [T])> = Vec::with_capacity(ranges.len());
+    let (mut rest_a, mut rest_b) = (a, b);
+    for r in ranges {
+        let (head_a, tail_a) = rest_a.split_at_mut(r.len() * width);
+        let (head_b, tail_b) = rest_b.split_at_mut(r.len() * width);
+        parts.push((r.clone(), head_a, head_b));
+        (rest_a, rest_b) = (tail_a, tail_b);
+    }
+    if parts.len() <= 1 {
+        return parts.into_iter().map(|(r, a, b)| f(r, a, b)).collect();
+    }
+    pool().install(|| parts.into_par_iter().map(|(r, a, b)| f(r, a, b)).collect())
 }

@@ -523,12 +523,18 @@ fn py_liquidation_prices<'py>(
     let owned = models_of(&models, &since)?;
     let pos = batch.positions();
     let n = pos.len();
-    let out = enter(py, n >= DETACH_MIN, || {
-        let mut out = vec![0.0; n];
-        aggregate::liquidation_prices(&pos, &Models { models: &owned, since: &since }, &mut out)?;
-        Ok(out)
-    })?;
-    Ok(out.into_pyarray(py))
+    // The output comes from numpy's allocator (which asks for huge pages for large arrays,
+    // so filling fresh memory takes a few page faults instead of thousands) and is filled
+    // in place while detached; nothing else can see the new array meanwhile.
+    let out = PyArray1::<f64>::zeros(py, n, false);
+    {
+        let mut rw = out.readwrite();
+        let dst = rw.as_slice_mut().map_err(|e| exc::LiqfastError::new_err(format!("internal error: {e}")))?;
+        enter(py, n >= DETACH_MIN, || {
+            aggregate::liquidation_prices(&pos, &Models { models: &owned, since: &since }, dst)
+        })?;
+    }
+    Ok(out)
 }
 
 type MapOut<'py> = (Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>, Bound<'py, PyDict>);
@@ -553,12 +559,16 @@ fn py_liquidation_map<'py>(
     let owned = models_of(&models, &since)?;
     let g = grid.inner;
     let pos = batch.positions();
-    let (long, short, t) = enter(py, pos.len() >= DETACH_MIN, || {
-        let (mut long, mut short) = (vec![0.0; g.len()], vec![0.0; g.len()]);
-        let t = aggregate::liquidation_map(&pos, &Models { models: &owned, since: &since }, &g, &mut long, &mut short)?;
-        Ok((long, short, t))
-    })?;
-    Ok((long.into_pyarray(py), short.into_pyarray(py), totals_dict(py, &t)?))
+    let (long, short) = (PyArray1::<f64>::zeros(py, g.len(), false), PyArray1::<f64>::zeros(py, g.len(), false));
+    let t = {
+        let (mut l, mut s) = (long.readwrite(), short.readwrite());
+        let internal = |e: numpy::AsSliceError| exc::LiqfastError::new_err(format!("internal error: {e}"));
+        let (l, s) = (l.as_slice_mut().map_err(internal)?, s.as_slice_mut().map_err(internal)?);
+        enter(py, pos.len() >= DETACH_MIN, || {
+            aggregate::liquidation_map(&pos, &Models { models: &owned, since: &since }, &g, l, s)
+        })?
+    };
+    Ok((long, short, totals_dict(py, &t)?))
 }
 
 type HeatOut<'py> = (Bound<'py, PyArray2<f64>>, Bound<'py, PyArray2<f64>>, Bound<'py, PyDict>);
@@ -587,23 +597,23 @@ fn py_liquidation_heatmap<'py>(
     let g = grid.inner;
     let pos = batch.positions();
     let ti = time_index.column();
-    let (long, short, t) = enter(py, pos.len() >= DETACH_MIN, || {
-        let cells = n_times.saturating_mul(g.len()).min(aggregate::MAX_HEATMAP_CELLS + 1);
-        let (mut long, mut short) = (vec![0.0; cells], vec![0.0; cells]);
-        let t = aggregate::liquidation_heatmap(
-            &pos,
-            &Models { models: &owned, since: &since },
-            ti,
-            n_times,
-            &g,
-            &mut long,
-            &mut short,
-        )?;
-        Ok((long, short, t))
-    })?;
+    if n_times == 0 || n_times.checked_mul(g.len()).is_none_or(|c| c > aggregate::MAX_HEATMAP_CELLS) {
+        // Too large or empty: let the kernel name the problem (it checks the sizes before it
+        // touches the outputs), without asking numpy for the memory first.
+        let models = Models { models: &owned, since: &since };
+        enter(py, false, || aggregate::liquidation_heatmap(&pos, &models, ti, n_times, &g, &mut [], &mut []))?;
+        return Err(exc::LiqfastError::new_err("internal error: heatmap size accepted"));
+    }
     let shape = [n_times, g.len()];
-    let long = long.into_pyarray(py).reshape(shape)?;
-    let short = short.into_pyarray(py).reshape(shape)?;
+    let (long, short) = (PyArray2::<f64>::zeros(py, shape, false), PyArray2::<f64>::zeros(py, shape, false));
+    let t = {
+        let (mut l, mut s) = (long.readwrite(), short.readwrite());
+        let internal = |e: numpy::AsSliceError| exc::LiqfastError::new_err(format!("internal error: {e}"));
+        let (l, s) = (l.as_slice_mut().map_err(internal)?, s.as_slice_mut().map_err(internal)?);
+        enter(py, pos.len() >= DETACH_MIN, || {
+            aggregate::liquidation_heatmap(&pos, &Models { models: &owned, since: &since }, ti, n_times, &g, l, s)
+        })?
+    };
     Ok((long, short, totals_dict(py, &t)?))
 }
 
