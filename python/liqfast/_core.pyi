@@ -36,7 +36,8 @@ build_profile: Literal["release", "debug"]
 _F64 = npt.NDArray[np.float64]
 _FloatArg = float | npt.NDArray[np.float64]
 _IntArg = int | npt.NDArray[np.int64]
-_Totals = dict[str, tuple[float, float]]
+# per-side (long, short) pairs, plus "mean_entry": the qty-weighted mean entry (a float)
+_Totals = dict[str, Any]
 
 @final
 class MarginModel:

@@ -279,8 +279,11 @@ def liquidation_map(
     long, short, totals = _core.liquidation_map(
         models, since, entry, qty, _side_array(side), _f64(value), kind, grid, open_time=_time_arg(open_time),
     )
+    # The kernel sums the qty-weighted entry in its pass (another pass over 1e7 rows in
+    # numpy would cost more than the map itself).
+    mean_entry = float(totals.pop("mean_entry"))
     if ref_price is None:
-        ref_price = float(np.average(entry, weights=qty)) if len(entry) else float(grid.lo + grid.hi) / 2
+        ref_price = mean_entry if len(entry) else float(grid.lo + grid.hi) / 2
     long_cum, short_cum = cumulative_from(grid, long, short, ref_price)
     return LiquidationMap(grid, long, short, float(ref_price), long_cum, short_cum, totals)
 
@@ -317,6 +320,7 @@ def liquidation_heatmap(
         models, since, _f64(entry), _f64(qty), _side_array(side), _f64(value), kind,
         time_index, int(n_times), grid, open_time=_time_arg(open_time),
     )
+    del totals["mean_entry"]
     return LiquidationHeatmap(grid, long, short, totals)
 
 

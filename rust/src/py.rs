@@ -500,6 +500,8 @@ fn totals_dict<'py>(py: Python<'py>, t: &Totals) -> PyResult<Bound<'py, PyDict>>
     d.set_item("above", (t.above[0], t.above[1]))?;
     d.set_item("never", (t.never[0], t.never[1]))?;
     d.set_item("count", (t.count[0], t.count[1]))?;
+    // qty-weighted mean entry (NaN for an empty book), the default anchor of cumulative curves
+    d.set_item("mean_entry", t.entry_qty[0] / t.entry_qty[1])?;
     Ok(d)
 }
 
