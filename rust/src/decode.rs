@@ -163,7 +163,7 @@ pub enum PosSide {
 }
 
 /// OKX `posSide` as sent ("net" in one-way mode).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum OkxPos {
     Long,
     Short,

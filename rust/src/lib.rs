@@ -12,6 +12,7 @@ pub mod margin;
 pub mod model;
 pub mod pool;
 pub mod probe;
+pub mod seen;
 pub mod sim;
 pub mod tiers;
 pub mod venues;

@@ -6,7 +6,8 @@
 //! decoder) and reads the owner's state where a frame needs it, so the reference path and the
 //! fast path share one state: `instruments` (contract sizes, identity-checked per symbol so
 //! replaced entries are seen), `symbols` (the liquidation filter), `liq_amount` (Bitget),
-//! `_seen_liqs`/`duplicates` (OKX re-sends), `last_prices` (Binance raw trades). The frames
+//! `_seen_liqs` (a `SeenSet`, below) and `duplicates` (OKX re-sends), `last_prices` (Binance
+//! raw trades). The frames
 //! and events it handles through `on_message` are counted in the decoder (`messages`,
 //! `events`), which the owner's `Counters` add in. A frame the Rust decoder declines goes to
 //! the owner's reference path (`fallback`), which also counts garbage; a Rust panic is
@@ -19,12 +20,14 @@
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+use pyo3::exceptions::{PyOverflowError, PyValueError};
 use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyFloat, PyList, PyString, PyTuple, PyWeakrefReference};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple, PyWeakrefReference};
 use pyo3::{PyTraverseError, intern};
 
 use crate::decode::{self, Contract, Event, OWN_VENUE, OkxPos, PosSide, Proto, Reject, Resolve, Side, TradeId};
+use crate::seen::{Identity, SeenSet, TS_RANGE};
 
 mod exc {
     pyo3::import_exception!(liqfast.errors, UnknownVenueError);
@@ -34,9 +37,6 @@ mod exc {
 /// Symbols cached per decoder before the cache starts over (a venue sending garbage symbols
 /// must not grow it without bound).
 const MAX_SYMBOLS: usize = 4_096;
-
-/// OKX: how many liquidation identities the owner remembers (`OkxNormalizer._emit_liqs`).
-const OKX_SEEN_MAX: usize = 20_000;
 
 /// One symbol: its interned Python string and, once looked up, its instrument.
 struct Sym {
@@ -58,7 +58,6 @@ struct Consts {
     sell: Py<PyString>,
     long: Py<PyString>,
     short: Py<PyString>,
-    net: Py<PyString>,
     /// Completeness and price-kind codes (`decode::Completeness::code`, `PriceKind::code`).
     codes: Vec<(&'static str, Py<PyString>)>,
 }
@@ -313,6 +312,8 @@ impl PyFrameDecoder {
         out: &Bound<'_, PyList>,
     ) -> PyResult<usize> {
         let mut k = 0;
+        // the owner's `_seen_liqs`, read once per frame (only OKX liquidations need it)
+        let mut seen: Option<Bound<'_, PySeenSet>> = None;
         for i in 0..self.decoded.len() {
             let ev = self.decoded[i];
             match ev {
@@ -339,16 +340,29 @@ impl PyFrameDecoder {
                     out.append(c.trade.bind(py).call1(args)?)?;
                 }
                 Event::Liquidation { venue, symbol, ts, side, price, base, usd, completeness, price_kind, okx } => {
+                    if let Some(key) = okx {
+                        let set = match seen {
+                            Some(ref set) => set,
+                            None => seen.insert(owner.get(intern!(py, "_seen_liqs"))?.cast_into::<PySeenSet>()?),
+                        };
+                        let id = Identity {
+                            symbol: symbol.text(frame),
+                            ts: ts.into(),
+                            order_sell: key.order_sell,
+                            pos: key.pos,
+                            sz: key.sz,
+                            bk_px: key.bk_px,
+                        };
+                        if set.try_borrow_mut()?.seen.check_add(&id) {
+                            let attr = intern!(py, "duplicates");
+                            let n: i64 = owner.get(attr)?.extract()?;
+                            owner.set(attr, (n + 1).into_pyobject(py)?.into_any())?;
+                            continue;
+                        }
+                    }
                     let s = self.symbols.get(py, symbol.bytes(frame));
                     let c = &self.consts;
                     let name = self.symbols.syms[s as usize].name.bind(py);
-                    // created once: the OKX identity shares them
-                    let (ts, price) = (ts.into_pyobject(py)?.into_any(), PyFloat::new(py, price).into_any());
-                    if let Some(key) = okx
-                        && okx_duplicate(py, owner, c, name, &ts, &price, key)?
-                    {
-                        continue;
-                    }
                     let side = if side == PosSide::Long { &c.long } else { &c.short };
                     let args = (
                         self.venue_of(py, venue),
@@ -377,51 +391,6 @@ impl PyFrameDecoder {
     }
 }
 
-/// OKX re-sends recent liquidations after a (re)subscribe: the owner's bounded
-/// `_seen_liqs` (oldest forgotten first) decides, and counts `duplicates`.
-fn okx_duplicate<'py>(
-    py: Python<'py>,
-    owner: &Owner<'py>,
-    c: &Consts,
-    name: &Bound<'py, PyString>,
-    ts: &Bound<'py, PyAny>,
-    bk_px: &Bound<'py, PyAny>,
-    key: decode::OkxKey,
-) -> PyResult<bool> {
-    let seen = owner.get(pyo3::intern!(py, "_seen_liqs"))?.cast_into::<PyDict>()?;
-    let order = if key.order_sell { &c.sell } else { &c.buy };
-    let pos = match key.pos {
-        OkxPos::Long => &c.long,
-        OkxPos::Short => &c.short,
-        OkxPos::Net => &c.net,
-    };
-    let k = PyTuple::new(
-        py,
-        [
-            name.clone().into_any(),
-            ts.clone(),
-            order.bind(py).clone().into_any(),
-            pos.bind(py).clone().into_any(),
-            PyFloat::new(py, key.sz).into_any(),
-            bk_px.clone(),
-        ],
-    )?;
-    if seen.contains(&k)? {
-        let attr = pyo3::intern!(py, "duplicates");
-        let n: i64 = owner.get(attr)?.extract()?;
-        owner.set(attr, (n + 1).into_pyobject(py)?.into_any())?;
-        return Ok(true);
-    }
-    seen.set_item(&k, py.None())?;
-    if seen.len() > OKX_SEEN_MAX {
-        let oldest = seen.iter().next().map(|(k, _)| k);
-        if let Some(k) = oldest {
-            seen.del_item(k)?;
-        }
-    }
-    Ok(false)
-}
-
 #[pymethods]
 impl PyFrameDecoder {
     /// FrameDecoder(owner, venue, fallback=None)
@@ -446,7 +415,6 @@ impl PyFrameDecoder {
             sell: s("sell"),
             long: s("long"),
             short: s("short"),
-            net: s("net"),
             codes: [
                 "snapshot_1s",
                 "all_500ms",
@@ -592,6 +560,94 @@ impl PyFrameDecoder {
     }
 }
 
+/// SeenSet(capacity)
+/// --
+///
+/// The last ``capacity`` OKX liquidation identities ``(inst_id, ts, side, pos_side, sz,
+/// bk_px)``, oldest forgotten first: how ``OkxNormalizer`` drops the liquidations OKX re-sends
+/// after a (re)subscribe. Its reference path calls :meth:`check_add`; its ``FrameDecoder``
+/// checks the same set natively. Equality is that of the tuples: floats by value (``-0.0``
+/// is ``0.0``), a NaN equal to nothing.
+#[pyclass(module = "liqfast._core", name = "SeenSet")]
+pub struct PySeenSet {
+    seen: SeenSet,
+}
+
+/// The wire spelling of an OKX order side (true: sell) and position side.
+fn sides(side: &str, pos_side: &str) -> PyResult<(bool, OkxPos)> {
+    let order_sell = match side {
+        "buy" => false,
+        "sell" => true,
+        _ => return Err(PyValueError::new_err(format!("side must be 'buy' or 'sell', not {side:?}"))),
+    };
+    let pos = match pos_side {
+        "long" => OkxPos::Long,
+        "short" => OkxPos::Short,
+        "net" => OkxPos::Net,
+        _ => {
+            return Err(PyValueError::new_err(format!("pos_side must be 'long', 'short' or 'net', not {pos_side:?}")));
+        }
+    };
+    Ok((order_sell, pos))
+}
+
+/// An int argument in `range` (else ValueError, also for ints too large to convert).
+fn int_in(v: &Bound<'_, PyAny>, what: &str, range: std::ops::Range<i128>) -> PyResult<i128> {
+    let out_of_range = || PyValueError::new_err(format!("{what} out of range: {v}"));
+    let x: i128 =
+        v.extract().map_err(|e: PyErr| if e.is_instance_of::<PyOverflowError>(v.py()) { out_of_range() } else { e })?;
+    if range.contains(&x) { Ok(x) } else { Err(out_of_range()) }
+}
+
+#[pymethods]
+impl PySeenSet {
+    #[new]
+    fn py_new(capacity: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let capacity = int_in(capacity, "capacity (at least 1)", 1..i128::from(u32::MAX))?;
+        Ok(PySeenSet { seen: SeenSet::new(capacity as usize) })
+    }
+
+    /// Whether this liquidation was among the remembered ones; if not, it is remembered now.
+    fn check_add(
+        &mut self,
+        inst_id: &str,
+        ts: &Bound<'_, PyAny>,
+        side: &str,
+        pos_side: &str,
+        sz: f64,
+        bk_px: f64,
+    ) -> PyResult<bool> {
+        // msgspec (the reference's decoder) gives an int64 or a uint64
+        let ts = int_in(ts, "ts (an int64 or uint64)", TS_RANGE)?;
+        let (order_sell, pos) = sides(side, pos_side)?;
+        Ok(self.seen.check_add(&Identity { symbol: inst_id, ts, order_sell, pos, sz, bk_px }))
+    }
+
+    #[getter]
+    fn capacity(&self) -> usize {
+        self.seen.capacity()
+    }
+
+    fn __len__(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// The remembered identities as ``(inst_id, ts, side, pos_side, sz, bk_px)``, oldest first.
+    fn keys(&self) -> Vec<(&str, i128, &'static str, &'static str, f64, f64)> {
+        self.seen
+            .iter()
+            .map(|i| {
+                let pos = match i.pos {
+                    OkxPos::Long => "long",
+                    OkxPos::Short => "short",
+                    OkxPos::Net => "net",
+                };
+                (i.symbol, i.ts, if i.order_sell { "sell" } else { "buy" }, pos, i.sz, i.bk_px)
+            })
+            .collect()
+    }
+}
+
 /// binance_agg_trades(block, header_pending, venue, symbol, inverse, contract_size)
 /// --
 ///
@@ -634,6 +690,7 @@ fn py_binance_agg_trades<'py>(
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyFrameDecoder>()?;
+    m.add_class::<PySeenSet>()?;
     m.add_function(wrap_pyfunction!(py_binance_agg_trades, m)?)?;
     Ok(())
 }

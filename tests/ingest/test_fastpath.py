@@ -84,7 +84,7 @@ def _state(norm: Normalizer) -> dict[str, object]:
     s["last_prices"] = [(k, _bits(v)) for k, v in sorted(norm.last_prices.items())]
     if isinstance(norm, OkxNormalizer):
         s["dups"] = norm.duplicates
-        s["seen"] = [tuple(_bits(x) for x in key) for key in norm._seen_liqs]
+        s["seen"] = [tuple(_bits(x) for x in key) for key in norm._seen_liqs.keys()]
     return s
 
 
@@ -417,6 +417,113 @@ def test_instrument_rebinding_and_updates_are_seen() -> None:
     norm.instruments = {"BTC-USD-SWAP": Instrument("okx-inverse", "BTC-USD-SWAP", "inverse", 1.0)}
     assert norm.feed(frame, RECV)[0].size_usd == 3.0
     assert norm.fast is not None and norm.fast.handled == 3
+
+
+# -- OKX liquidation re-sends: one bounded seen-set for both paths -------------------------------
+
+
+def _okx_liq(*details: tuple[str, str, str, str, str], inst: str = "BTC-USDT-SWAP") -> bytes:
+    """A liquidation-orders frame; a detail is (side, posSide, sz, bkPx, ts) as sent."""
+    ds = ",".join(f'{{"bkLoss":"0","bkPx":"{px}","ccy":"","posSide":"{pos}","side":"{side}","sz":"{sz}","ts":"{ts}"}}'
+                  for side, pos, sz, px, ts in details)
+    return (f'{{"arg":{{"channel":"liquidation-orders","instType":"SWAP"}},"data":[{{"details":[{ds}],'
+            f'"instFamily":"BTC-USDT","instId":"{inst}","instType":"SWAP","uly":"BTC-USDT"}}]}}').encode()
+
+
+def _okx_pair(capacity: int | None = None) -> tuple[Normalizer, Normalizer]:
+    fast, ref = pair("okx-linear", fast=True), pair("okx-linear", fast=False)
+    if capacity is not None:
+        for n in (fast, ref):
+            n._seen_liqs = _core.SeenSet(capacity)  # type: ignore[attr-defined]  # rebinding is seen at once
+    return fast, ref
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_okx_duplicates_within_and_across_frames(fast: bool) -> None:
+    norm = pair("okx-linear", fast=fast)
+    assert isinstance(norm, OkxNormalizer)
+    a, b = ("sell", "long", "2", "60000.5", "1790000000000"), ("buy", "net", "2", "60000.5", "1790000000000")
+    assert len(norm.feed(_okx_liq(a, b, a), RECV)) == 2 and norm.duplicates == 1
+    assert norm.feed(_okx_liq(b), RECV) == [] and norm.duplicates == 2
+    # any field apart makes another liquidation; the same one of another instrument too
+    other = [("sell", "short", "2", "60000.5", "1790000000000"), ("sell", "long", "3", "60000.5", "1790000000000"),
+             ("sell", "long", "2", "60000.4", "1790000000000"), ("sell", "long", "2", "60000.5", "1790000000001")]
+    assert len(norm.feed(_okx_liq(*other), RECV)) == 4
+    assert len(norm.feed(_okx_liq(a, inst="BTC-USD-SWAP"), RECV)) == 1 and norm.duplicates == 2
+    assert norm.fast is None or (norm.fast.handled, norm.fast.declined) == (4, 0)
+
+
+def test_okx_fast_and_reference_share_the_seen_set() -> None:
+    norm = pair("okx-linear", fast=True)
+    assert isinstance(norm, OkxNormalizer) and norm.fast is not None
+    # "-0" is declined by the Rust decoder (msgspec reads it as 0.0): the reference records
+    # it, and the fast path then knows the same liquidation spelled "0"
+    assert len(norm.feed(_okx_liq(("sell", "long", "-0", "60000", "1790000000000")), RECV)) == 1
+    assert norm.fast.declined == 1
+    assert norm.feed(_okx_liq(("sell", "long", "0", "60000", "1790000000000")), RECV) == []
+    assert norm.fast.handled == 1 and norm.duplicates == 1
+    assert norm._seen_liqs.keys() == [("BTC-USDT-SWAP", 1790000000000, "sell", "long", 0.0, 60000.0)]
+    # a NaN is equal to nothing (as in a tuple of floats), so never a duplicate
+    nan = _okx_liq(("sell", "long", "1", "nan", "1790000000000"))
+    assert len(norm.feed(nan, RECV)) == 1 and len(norm.feed(nan, RECV)) == 1 and len(norm._seen_liqs) == 3
+
+
+def test_okx_seen_set_forgets_the_oldest_first_on_both_paths() -> None:
+    fast, ref = _okx_pair(capacity=3)
+    frames = [_okx_liq(("sell", "long", "1", "60000", str(1790000000000 + i))) for i in range(4)]
+    for n in (fast, ref):
+        assert [len(n.feed(f, RECV)) for f in frames[:3]] == [1, 1, 1]
+        assert [len(n.feed(f, RECV)) for f in frames[:3]] == [0, 0, 0]
+        assert len(n.feed(frames[3], RECV)) == 1  # forgets the first
+        assert [len(n.feed(f, RECV)) for f in (frames[3], frames[2], frames[1])] == [0, 0, 0]
+        assert len(n.feed(frames[0], RECV)) == 1  # new again (and forgets the second)
+        assert len(n.feed(frames[1], RECV)) == 1
+    assert [_bits(x) for k in fast._seen_liqs.keys() for x in k] == [  # type: ignore[attr-defined]
+        _bits(x) for k in ref._seen_liqs.keys() for x in k]  # type: ignore[attr-defined]
+    assert fast.duplicates == ref.duplicates == 6  # type: ignore[attr-defined]
+    assert fast.fast is not None and fast.fast.declined == 0
+
+
+def test_okx_duplicate_counts_agree_past_capacity() -> None:
+    # a (re)subscribe re-sends a window of recent liquidations: both paths drop the same ones,
+    # including after the set has started forgetting
+    fast, ref = _okx_pair(capacity=50)
+    frames = [_okx_liq(("buy" if i % 3 else "sell", ("long", "short", "net")[i % 3], str(1 + i % 7), f"{60000 + i}.5",
+                        str(1790000000000 + i)), ("sell", "net", "1", "60000", str(1790000000000 + i // 4)))
+              for i in range(80)]
+    resent = frames[:40] + frames[60:] + frames[30:70] + frames
+    out_f = fast.feed_many(resent, RECV)
+    out_r = ref.feed_many(resent, RECV)
+    assert [_key(e) for e in out_f] == [_key(e) for e in out_r]
+    assert _state(fast) == _state(ref)
+    assert fast.duplicates == ref.duplicates > 0 and len(fast._seen_liqs) == 50  # type: ignore[attr-defined]
+    assert fast.fast is not None and fast.fast.handled == len(resent)
+
+
+def test_seen_set_api_and_errors() -> None:
+    s = _core.SeenSet(2)
+    assert s.capacity == 2 and len(s) == 0
+    assert s.check_add("X", 1, "buy", "long", 1.0, 2.0) is False
+    assert s.check_add("X", 1, "buy", "long", 1, 2) is True  # equal by value, like the tuples
+    assert s.check_add("X", 2**64 - 1, "sell", "net", -0.0, 2.0) is False
+    assert s.check_add("X", 2**64 - 1, "sell", "net", 0.0, 2.0) is True
+    assert s.check_add("X", -(2**63), "buy", "short", 1.0, 2.0) is False
+    assert s.keys() == [("X", 2**64 - 1, "sell", "net", 0.0, 2.0), ("X", -(2**63), "buy", "short", 1.0, 2.0)]
+    for args in [(1, 1, "buy", "long", 1.0, 2.0), ("X", 1.0, "buy", "long", 1.0, 2.0),
+                 ("X", 1, "buy", "long", "1", 2.0), ("X", 1, None, "long", 1.0, 2.0)]:
+        with pytest.raises(TypeError):
+            s.check_add(*args)
+    for args in [("X", 2**64, "buy", "long", 1.0, 2.0), ("X", -(2**63) - 1, "buy", "long", 1.0, 2.0),
+                 ("X", 10**40, "buy", "long", 1.0, 2.0), ("X", 1, "Buy", "long", 1.0, 2.0),
+                 ("X", 1, "buy", "both", 1.0, 2.0)]:
+        with pytest.raises(ValueError):
+            s.check_add(*args)
+    assert len(s) == 2  # nothing recorded by a failed call
+    for cap in (0, -1, 2**70):
+        with pytest.raises(ValueError):
+            _core.SeenSet(cap)
+    with pytest.raises(TypeError):
+        _core.SeenSet(1.5)  # type: ignore[arg-type]
 
 
 # -- real captures through both paths -----------------------------------------------------------

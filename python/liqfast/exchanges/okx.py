@@ -35,6 +35,7 @@ from typing import Any, ClassVar, Literal
 import msgspec
 from aiohttp import web
 
+from .._core import SeenSet
 from ..events import Event, Liquidation, MarkFunding, OpenInterest, PositionSide, Trade
 from .base import ConnContext, Instrument, Normalizer
 from .connector import Conn, Connector, SocketPlan, VenueUrls
@@ -160,7 +161,9 @@ class OkxNormalizer(Normalizer):
         self._funding = msgspec.json.Decoder(list[FundingRate], strict=False)
         self._oi = msgspec.json.Decoder(list[OiRow], strict=False)
         self._instruments = msgspec.json.Decoder(InstrumentsAnswer, strict=False)
-        self._seen_liqs: dict[tuple[Any, ...], None] = {}
+        # OKX re-sends recent liquidations after a (re)subscribe: the identities of the last
+        # 20,000 (shared with the Rust decoder, which checks them natively)
+        self._seen_liqs = SeenSet(20_000)
         self.duplicates = 0
         self.venue_errors: list[str] = []
 
@@ -267,7 +270,7 @@ class OkxNormalizer(Normalizer):
         return self._unhandled()
 
     def _emit_liqs(self, groups: list[LiqGroup], recv_ms: int, out: list[Event]) -> None:
-        seen = self._seen_liqs
+        seen_before = self._seen_liqs.check_add
         symbols = self.symbols
         comp = self.liquidation_completeness
         for g in groups:
@@ -280,14 +283,11 @@ class OkxNormalizer(Normalizer):
             cs, linear, venue = inst.contract_size, inst.kind == "linear", inst.venue
             for d in g.details:
                 # OKX re-sends recent liquidations after a (re)subscribe: de-duplicated on
-                # their identity (bounded: the oldest keys are forgotten first)
-                key = (inst_id, d.ts, d.side, d.posSide, d.sz, d.bkPx)
-                if key in seen:
+                # their identity (bounded: the oldest are forgotten first)
+                px, sz = d.bkPx, d.sz
+                if seen_before(inst_id, d.ts, d.side, d.posSide, sz, px):
                     self.duplicates += 1
                     continue
-                seen[key] = None
-                if len(seen) > 20_000:
-                    del seen[next(iter(seen))]
                 # posSide is the position side (hedge mode); in one-way mode ("net") the
                 # order side tells it: a forced sell closes a long.
                 pos: PositionSide
@@ -295,12 +295,11 @@ class OkxNormalizer(Normalizer):
                     pos = d.posSide
                 else:
                     pos = "long" if d.side == "sell" else "short"
-                px = d.bkPx
                 if linear:
-                    base = d.sz * cs
+                    base = sz * cs
                     usd = base * px
                 else:
-                    usd = d.sz * cs
+                    usd = sz * cs
                     base = usd / px
                 out.append(Liquidation(venue, inst_id, d.ts, recv_ms, pos, px, base, usd, comp, "bankruptcy"))
 
