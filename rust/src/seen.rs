@@ -23,6 +23,9 @@ use crate::decode::OkxPos;
 /// and msgspec, for the reference, decode).
 pub const TS_RANGE: std::ops::Range<i128> = i64::MIN as i128..(u64::MAX as i128 + 1);
 
+/// The most identities reserved up front (see `SeenSet::check_add`).
+const RESERVE_MAX: usize = 1 << 16;
+
 /// One liquidation identity. Floats are kept as bits, -0.0 folded into 0.0; `ts` is the low
 /// 64 bits of the timestamp, `tag` the rest: order side, position side, timestamp sign.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -193,6 +196,14 @@ impl SeenSet {
     /// the oldest one forgotten when the set is full).
     pub fn check_add(&mut self, id: &Identity<'_>) -> bool {
         debug_assert!(TS_RANGE.contains(&id.ts));
+        if self.order.capacity() == 0 {
+            // a set that sees liquidations at all fills up in the end: reserve up front rather
+            // than rehash every identity at each doubling on the way (bounded, as the
+            // capacity comes from the caller)
+            let n = self.capacity.min(RESERVE_MAX);
+            self.set.reserve(n);
+            self.order.reserve(n + 1);
+        }
         let sym = self.symbols.intern(id.symbol);
         let pos = match id.pos {
             OkxPos::Long => 0,
