@@ -58,6 +58,7 @@ bench: build sysdeps
 lint:
 	cargo fmt --check
 	cargo clippy -q --workspace --all-targets -- -D warnings
+	cargo clippy -q --workspace --all-targets --features python -- -D warnings
 
 clean:
 	rm -rf $(VENV) target

@@ -11,6 +11,21 @@ use crate::grid::PriceGrid;
 use crate::model::{self, Bar, EntryRule, HeatmapRecorder, Model, Params, SideRule};
 use crate::py::{PyMarginModel, PyPriceGrid, array, enter, to_pyerr};
 
+/// One venue's bars as arrays: ts_ms, open, high, low, close, OI (USD), taker net (base).
+type BarArrays<'py> = (
+    PyReadonlyArray1<'py, i64>,
+    PyReadonlyArray1<'py, f64>,
+    PyReadonlyArray1<'py, f64>,
+    PyReadonlyArray1<'py, f64>,
+    PyReadonlyArray1<'py, f64>,
+    PyReadonlyArray1<'py, f64>,
+    PyReadonlyArray1<'py, f64>,
+);
+/// Per-bar entry profiles, flat: prices, volumes, row offsets.
+type ProfileArrays<'py> = (PyReadonlyArray1<'py, f64>, PyReadonlyArray1<'py, f64>, PyReadonlyArray1<'py, i64>);
+/// Long and short USD per bucket.
+pub(crate) type SidePair<'py> = (Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>);
+
 fn invalid(m: String) -> LiqError {
     LiqError::Invalid(m)
 }
@@ -91,9 +106,7 @@ fn bars_from(ts: &PyReadonlyArray1<'_, i64>, cols: [&PyReadonlyArray1<'_, f64>; 
 }
 
 /// Per-bar (price, volume) lists from flat arrays and row offsets.
-fn profile_from(
-    p: &(PyReadonlyArray1<'_, f64>, PyReadonlyArray1<'_, f64>, PyReadonlyArray1<'_, i64>),
-) -> Result<model::Profiles, LiqError> {
+fn profile_from(p: &ProfileArrays<'_>) -> Result<model::Profiles, LiqError> {
     let (price, vol, off) = (p.0.as_slice(), p.1.as_slice(), p.2.as_slice());
     let (Ok(price), Ok(vol), Ok(off)) = (price, vol, off) else {
         return Err(LiqError::Array("profile arrays must be contiguous".into()));
@@ -186,23 +199,13 @@ impl PyModel {
     fn replay<'py>(
         &mut self,
         py: Python<'py>,
-        bars: Vec<(
-            PyReadonlyArray1<'py, i64>,
-            PyReadonlyArray1<'py, f64>,
-            PyReadonlyArray1<'py, f64>,
-            PyReadonlyArray1<'py, f64>,
-            PyReadonlyArray1<'py, f64>,
-            PyReadonlyArray1<'py, f64>,
-            PyReadonlyArray1<'py, f64>,
-        )>,
+        bars: Vec<BarArrays<'py>>,
         scale: Vec<f64>,
         grid: Option<PyRef<'py, PyPriceGrid>>,
         resolution_ms: i64,
         lev_lo: f64,
         lev_hi: f64,
-        profiles: Option<
-            Vec<Option<(PyReadonlyArray1<'py, f64>, PyReadonlyArray1<'py, f64>, PyReadonlyArray1<'py, i64>)>>,
-        >,
+        profiles: Option<Vec<Option<ProfileArrays<'py>>>>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let profiles: Option<Vec<Option<model::Profiles>>> = profiles
             .map(|ps| ps.iter().map(|p| p.as_ref().map(profile_from).transpose()).collect::<Result<_, _>>())
@@ -256,7 +259,7 @@ impl PyModel {
         side: Option<&str>,
         lev_lo: f64,
         lev_hi: f64,
-    ) -> PyResult<(Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>)> {
+    ) -> PyResult<SidePair<'py>> {
         let side = match side {
             None => None,
             Some("long") => Some(LONG),

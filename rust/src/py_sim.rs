@@ -18,7 +18,7 @@ fn config_from(d: &Bound<'_, PyDict>) -> Result<SimConfig, LiqError> {
             |v: &Bound<'_, PyAny>| v.extract::<i64>().map_err(|_| LiqError::Invalid(format!("{key} must be an int")));
         match key.as_str() {
             "seed" => {
-                c.seed = v.extract::<u64>().map_err(|_| LiqError::Invalid("seed must be a non-negative int".into()))?
+                c.seed = v.extract::<u64>().map_err(|_| LiqError::Invalid("seed must be a non-negative int".into()))?;
             }
             "start_ms" => c.start_ms = int(&v)?,
             "step_ms" => c.step_ms = int(&v)?,
@@ -151,7 +151,7 @@ impl PySimulator {
         py: Python<'py>,
         grid: PyRef<'py, PyPriceGrid>,
         venue: Option<usize>,
-    ) -> PyResult<(Bound<'py, numpy::PyArray1<f64>>, Bound<'py, numpy::PyArray1<f64>>)> {
+    ) -> PyResult<crate::py_model::SidePair<'py>> {
         let g = grid.inner;
         let n = g.len();
         let (mut long, mut short) = (vec![0.0; n], vec![0.0; n]);
