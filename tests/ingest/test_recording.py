@@ -122,3 +122,22 @@ def test_recorder_rotates_files(tmp_path: Path) -> None:
     rec.close()
     assert len(rec.files) == 3
     assert sum(1 for f in rec.files for _ in read_recording(f)[1]) == 30
+
+
+def test_replay_stamps_the_live_millisecond(tmp_path: Path) -> None:
+    """The live path stamps events with int(t * 1000); a replayed frame must carry the same
+    millisecond even where int(t * 1e9) rounds into the next one (it did, now and then)."""
+    import random
+
+    rng = random.Random(7)
+    times = [t for t in (1_795_253_302 + rng.random() for _ in range(200_000)) if int(t * 1e9) // 1_000_000 != int(t * 1000)]
+    assert times, "no time that rounds differently: the test would prove nothing"
+    times = sorted(times)[:20]
+    rec = Recorder(tmp_path, "binance-usdm", meta={"symbols": ["BTCUSDT"]}, rotate_s=None)
+    frame = (b'{"stream":"btcusdt@aggTrade","data":{"e":"aggTrade","E":1,"s":"BTCUSDT","a":%d,"p":"100","q":"1",'
+             b'"f":1,"l":1,"T":1700000000000,"m":false}}')
+    for i, t in enumerate(times):
+        rec.frame(1, t, frame % i)
+    rec.close()
+    evs = list(replay(rec.files))
+    assert [e.recv_ts_ms for e in evs] == [int(t * 1000) for t in times]

@@ -57,6 +57,14 @@ class Record(NamedTuple):
     payload: bytes
 
 
+def _recv_ns(recv_s: float) -> int:
+    """Receive time in ns, inside the millisecond the live path stamped on the frame's events
+    (``int(recv_s * 1000)``): ``int(recv_s * 1e9)`` alone rounds differently now and then
+    (a float ulp is 256 ns here), and replay would then give an event another ``recv_ts_ms``."""
+    ms_ns = int(recv_s * 1000) * 1_000_000
+    return min(max(int(recv_s * 1e9), ms_ns), ms_ns + 999_999)
+
+
 class Recorder:
     """Append-only writer of one venue family's traffic, rotated every ``rotate_s`` seconds
     (``None``: one file). Writes are synchronous and cheap (zlib on the event loop thread
@@ -139,7 +147,7 @@ class Recorder:
         elif self.rotate_s is not None and recv_s - self._opened >= self.rotate_s:
             self._close_file()
             gz = self._open(recv_s)
-        gz.write(_HEAD.pack(kind, conn & 0xFFFF, int(recv_s * 1e9), len(payload)))
+        gz.write(_HEAD.pack(kind, conn & 0xFFFF, _recv_ns(recv_s), len(payload)))
         gz.write(payload)
         self.records += 1
         self.bytes += len(payload)
