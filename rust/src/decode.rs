@@ -759,6 +759,39 @@ fn first(flag: &mut bool) -> R<()> {
     Ok(())
 }
 
+/// A frame's payload field (`data`, `result`) whose parser needs fields (topic, channel) that
+/// may come before or after it: parsed in place when they came first, otherwise its position
+/// is kept and it is parsed after the object. A second payload field declines the frame.
+#[derive(Default)]
+struct Payload {
+    at: Option<usize>,
+    parsed: bool,
+}
+
+impl Payload {
+    /// At the payload field: parse it now if the topic is known, else remember where it is.
+    #[inline]
+    fn here<T>(&mut self, c: &mut Cur<'_>, topic: Option<T>, parse: impl FnOnce(&mut Cur<'_>, T) -> R<()>) -> R<()> {
+        match topic {
+            Some(t) => {
+                first(&mut self.parsed)?;
+                parse(c, t)
+            }
+            None => mark(&mut self.at, c),
+        }
+    }
+
+    /// After the object: parse a payload that came before its topic (the frame must have one).
+    #[inline]
+    fn finish<T>(self, c: &mut Cur<'_>, topic: T, parse: impl FnOnce(&mut Cur<'_>, T) -> R<()>) -> R<()> {
+        if self.parsed {
+            return if self.at.is_some() { Err(Reject::Unsupported) } else { Ok(()) };
+        }
+        c.i = need(self.at)?;
+        parse(c, topic)
+    }
+}
+
 #[inline]
 fn need<T>(v: Option<T>) -> R<T> {
     v.ok_or(Reject::Unsupported)
@@ -924,8 +957,7 @@ enum BybitTopic {
 fn bybit(frame: &[u8], inverse: bool, out: &mut Vec<Event>) -> R<()> {
     let mut topic: Option<BybitTopic> = None;
     let mut seen_topic = false;
-    let mut data: Option<usize> = None;
-    let mut parsed = false;
+    let mut payload = Payload::default();
     let mut c = top(frame, |c, k| match k {
         b"topic" => {
             first(&mut seen_topic)?;
@@ -941,24 +973,12 @@ fn bybit(frame: &[u8], inverse: bool, out: &mut Vec<Event>) -> R<()> {
         }
         b"type" => c.str_val().map(|_| ()),
         b"ts" => c.int_val().map(|_| ()),
-        b"data" => {
-            if let Some(t) = topic {
-                first(&mut parsed)?;
-                bybit_data(c, t, inverse, out)
-            } else {
-                mark(&mut data, c)
-            }
-        }
+        b"data" => payload.here(c, topic, |c, t| bybit_data(c, t, inverse, out)),
         // pong / subscribe answers
         b"op" | b"success" | b"ret_msg" => Err(Reject::Unsupported),
         _ => c.skip(1),
     })?;
-    let t = need(topic)?;
-    if parsed {
-        return if data.is_some() { Err(Reject::Unsupported) } else { Ok(()) };
-    }
-    c.i = need(data)?;
-    bybit_data(&mut c, t, inverse, out)
+    payload.finish(&mut c, need(topic)?, |c, t| bybit_data(c, t, inverse, out))
 }
 
 fn bybit_data(c: &mut Cur<'_>, topic: BybitTopic, inverse: bool, out: &mut Vec<Event>) -> R<()> {
@@ -1022,8 +1042,7 @@ fn arg_field<const W: usize>(c: &mut Cur<'_>, fields: &[&[u8]], want: [&[u8]; W]
 
 fn okx<Res: Resolve>(frame: &[u8], res: &mut Res, out: &mut Vec<Event>) -> R<()> {
     let mut channel: Option<OkxChannel> = None;
-    let mut data: Option<usize> = None;
-    let mut parsed = false;
+    let mut payload = Payload::default();
     let mut c = top(frame, |c, k| match k {
         b"arg" => {
             if channel.is_some() {
@@ -1038,23 +1057,11 @@ fn okx<Res: Resolve>(frame: &[u8], res: &mut Res, out: &mut Vec<Event>) -> R<()>
             });
             Ok(())
         }
-        b"data" => {
-            if let Some(ch) = channel {
-                first(&mut parsed)?;
-                okx_data(c, ch, res, out)
-            } else {
-                mark(&mut data, c)
-            }
-        }
+        b"data" => payload.here(c, channel, |c, ch| okx_data(c, ch, res, out)),
         b"event" | b"code" | b"msg" => Err(Reject::Unsupported),
         _ => c.skip(1),
     })?;
-    let ch = need(channel)?;
-    if parsed {
-        return if data.is_some() { Err(Reject::Unsupported) } else { Ok(()) };
-    }
-    c.i = need(data)?;
-    okx_data(&mut c, ch, res, out)
+    payload.finish(&mut c, need(channel)?, |c, ch| okx_data(c, ch, res, out))
 }
 
 fn okx_data<Res: Resolve>(c: &mut Cur<'_>, ch: OkxChannel, res: &mut Res, out: &mut Vec<Event>) -> R<()> {
@@ -1191,8 +1198,7 @@ enum BitgetTopic {
 
 fn bitget<Res: Resolve>(frame: &[u8], res: &mut Res, out: &mut Vec<Event>) -> R<()> {
     let mut topic: Option<BitgetTopic> = None;
-    let mut data: Option<usize> = None;
-    let mut parsed = false;
+    let mut payload = Payload::default();
     let mut c = top(frame, |c, k| match k {
         b"arg" => {
             if topic.is_some() {
@@ -1208,23 +1214,11 @@ fn bitget<Res: Resolve>(frame: &[u8], res: &mut Res, out: &mut Vec<Event>) -> R<
         }
         b"action" => c.str_val().map(|_| ()),
         b"ts" => c.int_val().map(|_| ()),
-        b"data" => {
-            if let Some(t) = topic {
-                first(&mut parsed)?;
-                bitget_data(c, t, res, out)
-            } else {
-                mark(&mut data, c)
-            }
-        }
+        b"data" => payload.here(c, topic, |c, t| bitget_data(c, t, res, out)),
         b"event" | b"code" | b"msg" => Err(Reject::Unsupported),
         _ => c.skip(1),
     })?;
-    let t = need(topic)?;
-    if parsed {
-        return if data.is_some() { Err(Reject::Unsupported) } else { Ok(()) };
-    }
-    c.i = need(data)?;
-    bitget_data(&mut c, t, res, out)
+    payload.finish(&mut c, need(topic)?, |c, t| bitget_data(c, t, res, out))
 }
 
 fn bitget_data<Res: Resolve>(c: &mut Cur<'_>, topic: BitgetTopic, res: &mut Res, out: &mut Vec<Event>) -> R<()> {
@@ -1299,8 +1293,7 @@ enum GateChannel {
 
 fn gate<Res: Resolve>(frame: &[u8], res: &mut Res, out: &mut Vec<Event>) -> R<()> {
     let (mut channel, mut event): (Option<GateChannel>, Option<bool>) = (None, None);
-    let mut result: Option<usize> = None;
-    let mut parsed = false;
+    let mut payload = Payload::default();
     let mut c = top(frame, |c, k| match k {
         b"channel" => once(
             &mut channel,
@@ -1312,23 +1305,12 @@ fn gate<Res: Resolve>(frame: &[u8], res: &mut Res, out: &mut Vec<Event>) -> R<()
         // "update" (or "all"): data; anything else is an ack or an error
         b"event" => once(&mut event, c.choice(&[b"update", b"all"]).map(|_| true)?),
         b"time" | b"time_ms" => c.int_val().map(|_| ()),
-        b"result" => {
-            if let (Some(ch), Some(true)) = (channel, event) {
-                first(&mut parsed)?;
-                gate_result(c, ch, res, out)
-            } else {
-                mark(&mut result, c)
-            }
-        }
+        b"result" => payload.here(c, channel.filter(|_| event == Some(true)), |c, ch| gate_result(c, ch, res, out)),
         _ => c.skip(1),
     })?;
     let ch = need(channel)?;
     need(event)?;
-    if parsed {
-        return if result.is_some() { Err(Reject::Unsupported) } else { Ok(()) };
-    }
-    c.i = need(result)?;
-    gate_result(&mut c, ch, res, out)
+    payload.finish(&mut c, ch, |c, ch| gate_result(c, ch, res, out))
 }
 
 fn gate_result<Res: Resolve>(c: &mut Cur<'_>, ch: GateChannel, res: &mut Res, out: &mut Vec<Event>) -> R<()> {
@@ -1416,30 +1398,18 @@ fn gate_result<Res: Resolve>(c: &mut Cur<'_>, ch: GateChannel, res: &mut Res, ou
 
 fn kucoin<Res: Resolve>(frame: &[u8], res: &mut Res, out: &mut Vec<Event>) -> R<()> {
     let (mut is_msg, mut is_match, mut topic) = (None, None, None);
-    let mut data: Option<usize> = None;
-    let mut parsed = false;
+    let mut payload = Payload::default();
     let mut c = top(frame, |c, k| match k {
         b"type" => once(&mut is_msg, c.choice(&[b"message"]).map(|_| true)?),
         b"subject" => once(&mut is_match, c.choice(&[b"match"]).map(|_| true)?),
         b"topic" => once(&mut topic, c.str_val()?),
-        b"data" => {
-            if is_msg.is_some() && is_match.is_some() {
-                first(&mut parsed)?;
-                kucoin_match(c, res, out)
-            } else {
-                mark(&mut data, c)
-            }
-        }
+        b"data" => payload.here(c, is_msg.and(is_match), |c, _| kucoin_match(c, res, out)),
         _ => c.skip(1),
     })?;
     need(is_msg)?;
     need(is_match)?;
     need(topic)?;
-    if parsed {
-        return if data.is_some() { Err(Reject::Unsupported) } else { Ok(()) };
-    }
-    c.i = need(data)?;
-    kucoin_match(&mut c, res, out)
+    payload.finish(&mut c, (), |c, ()| kucoin_match(c, res, out))
 }
 
 fn kucoin_match<Res: Resolve>(c: &mut Cur<'_>, res: &mut Res, out: &mut Vec<Event>) -> R<()> {
@@ -1475,26 +1445,14 @@ fn kucoin_match<Res: Resolve>(c: &mut Cur<'_>, res: &mut Res, out: &mut Vec<Even
 
 fn hyperliquid(frame: &[u8], out: &mut Vec<Event>) -> R<()> {
     let mut trades: Option<bool> = None;
-    let mut data: Option<usize> = None;
-    let mut parsed = false;
+    let mut payload = Payload::default();
     let mut c = top(frame, |c, k| match k {
         b"channel" => once(&mut trades, c.choice(&[b"trades"]).map(|_| true)?),
-        b"data" => {
-            if trades.is_some() {
-                first(&mut parsed)?;
-                hyperliquid_trades(c, out)
-            } else {
-                mark(&mut data, c)
-            }
-        }
+        b"data" => payload.here(c, trades, |c, _| hyperliquid_trades(c, out)),
         _ => c.skip(1),
     })?;
     need(trades)?;
-    if parsed {
-        return if data.is_some() { Err(Reject::Unsupported) } else { Ok(()) };
-    }
-    c.i = need(data)?;
-    hyperliquid_trades(&mut c, out)
+    payload.finish(&mut c, (), |c, ()| hyperliquid_trades(c, out))
 }
 
 fn hyperliquid_trades(c: &mut Cur<'_>, out: &mut Vec<Event>) -> R<()> {
