@@ -6,7 +6,7 @@ use std::ops::Range;
 use std::sync::{Mutex, PoisonError};
 
 use crate::error::{Field, LiqError, Problem, Result};
-use crate::fast::{Ahead, BLOCK, BlockIn, BlockOut, Bucketing, FastPlan, OkBits, Reach, WORDS};
+use crate::fast::{Ahead, BLOCK, BlockIn, BlockOut, Bucketing, FastPlan, OkBits, Reach, WORDS, entry_qty};
 use crate::grid::{Loc, PriceGrid};
 use crate::margin::{MarginInput, MarginModel};
 use crate::pool;
@@ -284,26 +284,6 @@ pub struct Totals {
     /// `[Σ entry·qty, Σ qty]` over the whole book, so a caller gets the qty-weighted mean
     /// entry without another pass over the inputs (summed in lanes: not in row order).
     pub entry_qty: [f64; 2],
-}
-
-/// Add `Σ entry·qty` and `Σ qty` of a slice to `m`, in eight independent lanes so the
-/// compiler vectorises it (a single running sum would cost an add's latency per row).
-fn add_entry_qty(entry: &[f64], qty: &[f64], m: &mut [f64; 2]) {
-    let (mut eq, mut q) = ([0.0; 8], [0.0; 8]);
-    let (ec, qc) = (entry.chunks_exact(8), qty.chunks_exact(8));
-    let tail = ec.remainder().iter().zip(qc.remainder());
-    for (e8, q8) in ec.zip(qc) {
-        for k in 0..8 {
-            eq[k] += e8[k] * q8[k];
-            q[k] += q8[k];
-        }
-    }
-    for (e, q1) in tail {
-        eq[0] += e * q1;
-        q[0] += q1;
-    }
-    m[0] += eq.iter().sum::<f64>();
-    m[1] += q.iter().sum::<f64>();
 }
 
 /// Dense bands kept between calls, so a heatmap over an unsorted time index does not
@@ -587,7 +567,9 @@ fn accumulate(
     };
     let mut shorts = 0;
     let Some(plan) = plan else {
-        add_entry_qty(&pos.entry[r.clone()], &pos.qty[r.clone()], &mut part.entry_qty);
+        for (m, v) in part.entry_qty.iter_mut().zip(entry_qty(&pos.entry[r.clone()], &pos.qty[r.clone()])) {
+            *m += v;
+        }
         for i in r.clone() {
             exact(i, &mut part, &mut direct)?;
             shorts += usize::from(pos.side[i] < 0);
@@ -602,9 +584,10 @@ fn accumulate(
     let mut state = (part, direct);
     for (start, input) in blocks(pos, time, r.clone()) {
         plan.cells(input, b, &mut scratch, reach);
-        // The block's inputs are still in cache: the moments cost no extra memory traffic.
-        add_entry_qty(input.entry, input.qty, &mut state.0.entry_qty);
-        let BlockOut { ok, cell, usd, shorts: block_shorts, .. } = &*scratch;
+        let BlockOut { ok, cell, usd, shorts: block_shorts, entry_qty: moments, .. } = &*scratch;
+        for (m, v) in state.0.entry_qty.iter_mut().zip(moments) {
+            *m += v;
+        }
         let n = input.len();
         reach = plan.widen(reach, missed(ok, n));
         // Every row is counted: if one is invalid, the call fails anyway.

@@ -165,18 +165,21 @@ impl FastPlan {
     /// First pass over one block with bucketing: the accumulator cell and USD notional of
     /// every position (only meaningful where its bit in `ok` is set).
     pub(crate) fn cells(&self, input: BlockIn<'_>, b: &Bucketing, out: &mut BlockOut, reach: Reach) {
-        let BlockOut { ok, cell, usd, price, shorts } = out;
+        let BlockOut { ok, cell, usd, price, shorts, entry_qty: moments } = out;
         #[cfg(target_arch = "x86_64")]
         {
             if has_avx2() {
                 // SAFETY: the CPU supports AVX2 and FMA (checked at run time).
-                *shorts = unsafe { avx2::block(self, input, Some(b), Dst::Cells(cell, usd, price), ok, reach) };
+                (*shorts, *moments) =
+                    unsafe { avx2::block(self, input, Some(b), Dst::Cells(cell, usd, price), ok, reach) };
                 return;
             }
         }
         let _ = reach;
         self.eval_generic(input, Some(b), Dst::Cells(cell, usd, price), ok);
         *shorts = input.side[..input.len()].iter().map(|&s| u32::from(s < 0)).sum();
+        let n = input.len();
+        *moments = entry_qty(&input.entry[..n], &input.qty[..n]);
     }
 
     /// The portable first pass (any target).
@@ -345,11 +348,21 @@ pub(crate) struct BlockOut {
     pub(crate) price: [f64; BLOCK],
     /// Positions with a negative side.
     pub(crate) shorts: u32,
+    /// `[Σ entry·qty, Σ qty]` of the block, as [`entry_qty`] sums them (the pass has both
+    /// columns in registers already, so the moments cost no extra pass).
+    pub(crate) entry_qty: [f64; 2],
 }
 
 impl BlockOut {
     pub(crate) fn new() -> Box<Self> {
-        Box::new(BlockOut { ok: [0; WORDS], cell: [0; BLOCK], usd: [0.0; BLOCK], price: [0.0; BLOCK], shorts: 0 })
+        Box::new(BlockOut {
+            ok: [0; WORDS],
+            cell: [0; BLOCK],
+            usd: [0.0; BLOCK],
+            price: [0.0; BLOCK],
+            shorts: 0,
+            entry_qty: [0.0; 2],
+        })
     }
 }
 
@@ -384,6 +397,32 @@ impl Bucketing {
         let inner = if delta < 0.25 { 0.5 - delta } else { -1.0 };
         Bucketing { lo, step, inv_step: 1.0 / step, n, last: (n - 1) as f64, inner, rows, width, stride: 2 * width }
     }
+}
+
+/// `[Σ entry·qty, Σ qty]` of a slice, in eight lanes (lane `k` takes the rows `≡ k mod 8` of
+/// whole groups of eight) so it vectorises: a single running sum would cost an add's latency
+/// per row. The AVX2 pass sums the same lanes in registers and finishes with [`lanes_sum`],
+/// so both passes give the same bits.
+pub(crate) fn entry_qty(entry: &[f64], qty: &[f64]) -> [f64; 2] {
+    let (mut eq, mut q) = ([0.0; 8], [0.0; 8]);
+    let whole = entry.len().min(qty.len()) & !7;
+    for (e8, q8) in entry[..whole].chunks_exact(8).zip(qty[..whole].chunks_exact(8)) {
+        for k in 0..8 {
+            eq[k] += e8[k] * q8[k];
+            q[k] += q8[k];
+        }
+    }
+    lanes_sum(eq, q, &entry[whole..], &qty[whole..])
+}
+
+/// Finish [`entry_qty`]: the rows after the whole groups go into lane 0 in order, then the
+/// lanes are summed.
+fn lanes_sum(mut eq: [f64; 8], mut q: [f64; 8], entry: &[f64], qty: &[f64]) -> [f64; 2] {
+    for (e, q1) in entry.iter().zip(qty) {
+        eq[0] += e * q1;
+        q[0] += q1;
+    }
+    [eq.iter().sum(), q.iter().sum()]
 }
 
 /// `if c { x } else { y }` without a branch.
@@ -978,7 +1017,7 @@ mod avx2 {
         mut dst: Dst<'_>,
         ok: &mut OkBits,
         reach: Reach,
-    ) -> u32 {
+    ) -> (u32, [f64; 2]) {
         let ms = matches!(input.margin, Column::Slice(_));
         let two = reach == Reach::Two;
         let covered = plan.leverage && plan.covered;
@@ -1008,7 +1047,7 @@ mod avx2 {
                 }
             };
         }
-        match (plan.kind == ContractKind::Linear, plan.leverage, plan.moves) {
+        let moments = match (plan.kind == ContractKind::Linear, plan.leverage, plan.moves) {
             (true, true, true) => go!(true, true, true),
             (true, true, false) => go!(true, true, false),
             (true, false, true) => go!(true, false, true),
@@ -1017,15 +1056,16 @@ mod avx2 {
             (false, true, false) => go!(false, true, false),
             (false, false, true) => go!(false, false, true),
             (false, false, false) => go!(false, false, false),
-        }
+        };
         if let (Dst::Cells(cell, _, price), Some(b)) = (dst, bucket) {
             cells(price, input, b, cell);
         }
-        side_bits(&input.side[..input.len()], ok)
+        (side_bits(&input.side[..input.len()], ok), moments)
     }
 
     /// Prices of one block into `price`, the flags into `ok`, and with `usd` each position's
-    /// USD notional at its price.
+    /// USD notional at its price and the block's moments (as `super::entry_qty` sums them;
+    /// zero without `usd`).
     #[target_feature(enable = "avx2,fma")]
     fn run<const LINEAR: bool, const LEV: bool, const MOVES: bool, const MS: bool, const TWO: bool, const COV: bool>(
         plan: &FastPlan,
@@ -1033,7 +1073,7 @@ mod avx2 {
         usd: Option<&mut [f64; BLOCK]>,
         price: &mut [f64],
         ok: &mut OkBits,
-    ) {
+    ) -> [f64; 2] {
         let c = lanes::<TWO>(plan);
         let n = input.len();
         let next = Next::of(&input);
@@ -1044,6 +1084,27 @@ mod avx2 {
         let usd = usd.map(|u| u.as_mut_ptr());
         let full = n & !3;
         let mut walks: OkBits = [0; WORDS];
+        // One group of four: price (and notional) stored; flag and walk bits, and the inputs.
+        let group = |j: usize| {
+            // SAFETY: every column (and `price`) holds at least `n >= j + 4` rows, and the
+            // notional scratch BLOCK >= n.
+            unsafe {
+                let x = load::<MS>(&cols, j);
+                let (p, size, good, walk) = solve::<LINEAR, LEV, MOVES, TWO, COV>(&c, x);
+                _mm256_storeu_pd(out.add(j), p);
+                if let Some(u) = usd {
+                    _mm256_storeu_pd(u.add(j), if LINEAR { _mm256_mul_pd(size, p) } else { size });
+                }
+                let walk = if MOVES && LINEAR && TWO { _mm256_movemask_pd(walk) as u64 } else { 0 };
+                (_mm256_movemask_pd(good) as u64, walk, x)
+            }
+        };
+        // Lanes of the moments, as `super::entry_qty` has them: `[0]` takes the group being
+        // summed, `[1]` the other half of the eight lanes; the pair swaps after every group
+        // (renaming makes that free), so whole groups of eight fill lanes 0–3 then 4–7.
+        // (Stepping eight rows as two groups, one per half, spilled registers: slower.)
+        let whole = n & !7;
+        let (mut eq, mut q) = ([c.zero; 2], [c.zero; 2]);
         let mut j = 0;
         while j < full {
             // The flags of 16 groups gather in a register (a read-modify-write of the word
@@ -1052,22 +1113,16 @@ mod avx2 {
             let mut word = 0u64;
             let mut walk_word = 0u64;
             while j < full.min(first + 64) {
-                // SAFETY: every column (and `price`) holds at least `n >= j + 4` rows, and
-                // the notional scratch BLOCK >= n.
                 if j % 8 == 0 {
                     prefetch(&next, j);
                 }
-                unsafe {
-                    let (p, size, good, walk) = solve::<LINEAR, LEV, MOVES, TWO, COV>(&c, load::<MS>(&cols, j));
-                    _mm256_storeu_pd(out.add(j), p);
-                    if let Some(u) = usd {
-                        _mm256_storeu_pd(u.add(j), if LINEAR { _mm256_mul_pd(size, p) } else { size });
-                    }
-                    word |= (_mm256_movemask_pd(good) as u64) << (j - first);
-                    if MOVES && LINEAR && TWO {
-                        walk_word |= (_mm256_movemask_pd(walk) as u64) << (j - first);
-                    }
+                let (good, walk, x) = group(j);
+                if usd.is_some() && j < whole {
+                    eq = [eq[1], _mm256_add_pd(eq[0], _mm256_mul_pd(x.e, x.q))];
+                    q = [q[1], _mm256_add_pd(q[0], x.q)];
                 }
+                word |= good << (j - first);
+                walk_word |= walk << (j - first);
                 j += 4;
             }
             ok[first / 64] = word;
@@ -1091,6 +1146,18 @@ mod avx2 {
             }
             flag(ok, j, n - j, good);
         }
+        if usd.is_none() {
+            return [0.0; 2];
+        }
+        let (mut eq8, mut q8) = ([0.0; 8], [0.0; 8]);
+        // SAFETY: each half of the arrays holds four f64.
+        unsafe {
+            for h in 0..2 {
+                _mm256_storeu_pd(eq8.as_mut_ptr().add(4 * h), eq[h]);
+                _mm256_storeu_pd(q8.as_mut_ptr().add(4 * h), q[h]);
+            }
+        }
+        super::lanes_sum(eq8, q8, &input.entry[whole..n], &input.qty[whole..n])
     }
 
     /// [`cells`] for the tests.
@@ -1330,7 +1397,8 @@ mod tests {
         for (mi, m) in models().iter().enumerate() {
             for kind in [MarginKind::Leverage, MarginKind::Amount] {
                 let Some(plan) = FastPlan::new(m, kind) else { continue };
-                let (e, q, s, mg) = inputs(3 * BLOCK + 3, 7 + mi as u64, m, kind == MarginKind::Amount);
+                // The last block: a whole group of eight, a group of four, a row.
+                let (e, q, s, mg) = inputs(3 * BLOCK + 13, 7 + mi as u64, m, kind == MarginKind::Amount);
                 // Rows mostly inside the heatmap's 7, some outside.
                 let times: Vec<i64> = (0..e.len() as i64).map(|i| (i * 7919) % 9 - 1).collect();
                 let mut flagged = 0;
@@ -1359,6 +1427,10 @@ mod tests {
                         plan.eval_generic(input, None, Dst::Price(&mut pg), &mut og);
                         let (mut ca, mut cg) = (BlockOut::new(), BlockOut::new());
                         plan.cells(input, &grid, &mut ca, reach);
+                        let want = entry_qty(&input.entry[..n], &input.qty[..n]);
+                        // (Bits of a NaN are not kept by the compiler's reordering of operands.)
+                        let bits = |v: [f64; 2]| v.map(|x| if x.is_nan() { f64::NAN } else { x }.to_bits());
+                        assert_eq!(bits(ca.entry_qty), bits(want), "moments");
                         {
                             let BlockOut { ok, cell, usd, price, .. } = &mut *cg;
                             plan.eval_generic(input, Some(&grid), Dst::Cells(cell, usd, price), ok);
