@@ -320,7 +320,8 @@ fn recycle(buf: Vec<f64>) {
     }
 }
 
-/// Per side `[below, above, in-grid]` sums of one row.
+/// Per side `[below, above, in-grid]` sums of one row (in-grid only once the reduce has
+/// summed it).
 type RowSums = [[f64; 3]; 2];
 
 /// Rows of the outputs that one worker may write straight into: the rows strictly between
@@ -439,12 +440,12 @@ impl Partial {
         match direct.as_mut().filter(|d| d.rows.contains(&row)) {
             Some(d) => {
                 let at = (row - d.rows.start) * n;
+                // (The in-grid sums are left to the reduce, which does several rows at once.)
                 let mut sums = [[0.0; 3]; 2];
                 for (s, out) in [&mut *d.long, &mut *d.short].into_iter().enumerate() {
                     let cells = &self.cur[s * w..(s + 1) * w];
-                    let dst = &mut out[at..at + n];
-                    dst.copy_from_slice(&cells[1..=n]);
-                    sums[s] = [cells[0], cells[n + 1], dst.iter().sum::<f64>()];
+                    out[at..at + n].copy_from_slice(&cells[1..=n]);
+                    sums[s] = [cells[0], cells[n + 1], 0.0];
                 }
                 self.written.push((row, sums));
             }
@@ -719,6 +720,7 @@ fn reduce(parts: Vec<Partial>, b: &Bucketing, long: &mut [f64], short: &mut [f64
                 sums.push(*parts[w].written_sums(row).expect("written"));
                 continue;
             }
+            // (`dst` holds the row's final cells after this; its in-grid sum comes below.)
             let mut row_sums = [[0.0; 3]; 2];
             for (s, out) in [&mut *long, &mut *short].into_iter().enumerate() {
                 let dst = &mut out[k * n..(k + 1) * n];
@@ -751,9 +753,14 @@ fn reduce(parts: Vec<Partial>, b: &Bucketing, long: &mut [f64], short: &mut [f64
                 if first {
                     dst.fill(0.0);
                 }
-                row_sums[s] = [below, above, dst.iter().sum::<f64>()];
+                row_sums[s] = [below, above, 0.0];
             }
             sums.push(row_sums);
+        }
+        for (s, out) in [&*long, &*short].into_iter().enumerate() {
+            for (row, total) in sums.iter_mut().zip(row_totals(out, n)) {
+                row[s][2] = total;
+            }
         }
         sums
     });
@@ -770,6 +777,34 @@ fn reduce(parts: Vec<Partial>, b: &Bucketing, long: &mut [f64], short: &mut [f64
         }
     }
     tot
+}
+
+/// The sum of each `n`-cell row of `rows`, each in cell order (the bits `Iterator::sum`
+/// gives), four rows at a time: one row's additions form a chain that waits on every add's
+/// latency, so interleaving independent rows lets them overlap.
+fn row_totals(rows: &[f64], n: usize) -> Vec<f64> {
+    // The sum of no values, which `Iterator::sum` starts from.
+    let zero: f64 = std::iter::empty::<f64>().sum();
+    if n == 0 {
+        return Vec::new();
+    }
+    let mut totals = Vec::with_capacity(rows.len() / n);
+    let mut quads = rows.chunks_exact(4 * n);
+    for quad in &mut quads {
+        let (r0, rest) = quad.split_at(n);
+        let (r1, rest) = rest.split_at(n);
+        let (r2, r3) = rest.split_at(n);
+        let mut acc = [zero; 4];
+        for (((a, b), c), d) in r0.iter().zip(r1).zip(r2).zip(r3) {
+            acc[0] += a;
+            acc[1] += b;
+            acc[2] += c;
+            acc[3] += d;
+        }
+        totals.extend(acc);
+    }
+    totals.extend(quads.remainder().chunks_exact(n).map(|r| r.iter().sum::<f64>()));
+    totals
 }
 
 /// Fused 1-D liquidation map: USD notional liquidated per price bucket, per side.
