@@ -76,8 +76,17 @@ impl Span {
 
     /// The text of the span (ASCII by construction, so this is infallible in practice).
     #[must_use]
+    #[inline]
     pub fn text(self, frame: &[u8]) -> &str {
-        std::str::from_utf8(self.bytes(frame)).unwrap_or("")
+        let b = self.bytes(frame);
+        // `is_ascii` is a few instructions on these short spans; `from_utf8`'s general
+        // validation cost ~40 cycles per call, a tenth of an OKX frame's decode.
+        if b.is_ascii() {
+            // SAFETY: ASCII bytes are valid UTF-8.
+            unsafe { std::str::from_utf8_unchecked(b) }
+        } else {
+            ""
+        }
     }
 
     #[must_use]
@@ -420,6 +429,12 @@ impl<'a> Cur<'a> {
     /// Next non-blank byte (not consumed).
     #[inline]
     fn peek(&mut self) -> R<u8> {
+        // compact JSON has no blanks: one test for the common case (blanks are all <= b' ')
+        if let Some(&c) = self.b.get(self.i)
+            && c > b' '
+        {
+            return Ok(c);
+        }
         self.ws();
         self.b.get(self.i).copied().ok_or(Reject::Malformed)
     }
