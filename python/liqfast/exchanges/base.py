@@ -393,6 +393,23 @@ class Normalizer:
         c._events += len(out) - n
         return True
 
+    def _whole_frame(self, data: bytes | str, recv_ms: int, out: list[Event],
+                     routes: tuple[tuple[bytes, Callable[[bytes], Any], str], ...]) -> bool | None:
+        """Decode a frame in one pass when it starts with one of ``routes``' prefixes (a
+        typed decoder of the whole frame, then the named method ``emit(frame.data, recv_ms,
+        out)``; named, not bound, so a normaliser holds no cycle through itself). None when
+        no route takes it or its decoder rejects it: the caller takes the general route."""
+        if type(data) is not bytes:
+            return None
+        for prefix, decode, emit in routes:
+            if data.startswith(prefix):
+                try:
+                    f = decode(data)
+                except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
+                    return None
+                return self._emit_decoded(lambda: getattr(self, emit)(f.data, recv_ms, out), data, out)
+        return None
+
     def _decode_error(self, e: BaseException, data: bytes | str) -> bool:
         self.counters.decode_errors += 1
         self._errlog("frame", e, data)

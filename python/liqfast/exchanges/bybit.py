@@ -142,12 +142,14 @@ class BybitNormalizer(Normalizer):
         super().__init__(instruments)
         self._env = msgspec.json.Decoder(Envelope, strict=False)
         self._trades = msgspec.json.Decoder(list[PublicTrade], strict=False)
-        self._trade_frame = msgspec.json.Decoder(TradeFrame, strict=False).decode
         self._liqs = msgspec.json.Decoder(list[AllLiquidation], strict=False)
-        self._liq_frame = msgspec.json.Decoder(LiqFrame, strict=False).decode
         self._legacy = msgspec.json.Decoder(LegacyLiquidation, strict=False)
         self._ticker = msgspec.json.Decoder(Ticker, strict=False)
         self._instruments = msgspec.json.Decoder(InstrumentsAnswer, strict=False)
+        self._frames = (
+            (b'{"topic":"publicTrade.', msgspec.json.Decoder(TradeFrame, strict=False).decode, "_emit_trades"),
+            (b'{"topic":"allLiquidation.', msgspec.json.Decoder(LiqFrame, strict=False).decode, "_emit_liqs"),
+        )
         #: merged ticker state per symbol: field -> float
         self.tickers: dict[str, dict[str, float]] = {}
         self.venue_errors: list[str] = []
@@ -157,22 +159,8 @@ class BybitNormalizer(Normalizer):
         frame is decoded in one pass by its channel's frame decoder (instead of envelope +
         raw payload + payload). Anything else, or anything that does not decode that way,
         takes the general route (envelope with raw ``data``, then the topic's decoder)."""
-        if type(data) is bytes:
-            if data.startswith(b'{"topic":"publicTrade.'):
-                try:
-                    f = self._trade_frame(data)
-                except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
-                    pass
-                else:
-                    return self._emit_decoded(lambda: self._emit_trades(f.data, recv_ms, out), data, out)
-            elif data.startswith(b'{"topic":"allLiquidation.'):
-                try:
-                    lf = self._liq_frame(data)
-                except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
-                    pass
-                else:
-                    return self._emit_decoded(lambda: self._emit_liqs(lf.data, recv_ms, out), data, out)
-        return super().on_message(data, recv_ms, ctx, out)
+        done = self._whole_frame(data, recv_ms, out, self._frames)
+        return super().on_message(data, recv_ms, ctx, out) if done is None else done
 
     def _emit_liqs(self, liqs: list[AllLiquidation], recv_ms: int, out: list[Event]) -> None:
         venue, comp, inverse = self.venue, self.liquidation_completeness, self.inverse

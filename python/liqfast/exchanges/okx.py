@@ -154,9 +154,7 @@ class OkxNormalizer(Normalizer):
         super().__init__(instruments)
         self._env = msgspec.json.Decoder(Envelope, strict=False)
         self._trades = msgspec.json.Decoder(list[OkxTrade], strict=False)
-        self._trades_frame = msgspec.json.Decoder(TradesFrame, strict=False).decode
         self._liqs = msgspec.json.Decoder(list[LiqGroup], strict=False)
-        self._liq_frame = msgspec.json.Decoder(LiqFrame, strict=False).decode
         self._marks = msgspec.json.Decoder(list[MarkPx], strict=False)
         self._funding = msgspec.json.Decoder(list[FundingRate], strict=False)
         self._oi = msgspec.json.Decoder(list[OiRow], strict=False)
@@ -164,6 +162,11 @@ class OkxNormalizer(Normalizer):
         # OKX re-sends recent liquidations after a (re)subscribe: the identities of the last
         # 20,000 (shared with the Rust decoder, which checks them natively)
         self._seen_liqs = SeenSet(20_000)
+        self._frames = (
+            (b'{"arg":{"channel":"trades"', msgspec.json.Decoder(TradesFrame, strict=False).decode, "_emit_trades"),
+            (b'{"arg":{"channel":"liquidation-orders"', msgspec.json.Decoder(LiqFrame, strict=False).decode,
+             "_emit_liqs"),
+        )
         self.duplicates = 0
         self.venue_errors: list[str] = []
 
@@ -185,22 +188,8 @@ class OkxNormalizer(Normalizer):
         """Fast path: a frame that starts like a ``trades`` frame is decoded in one pass by
         its channel's frame decoder; anything else takes the general route (envelope with
         raw ``data``, then the channel's decoder)."""
-        if type(data) is bytes:
-            if data.startswith(b'{"arg":{"channel":"trades"'):
-                try:
-                    f = self._trades_frame(data)
-                except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
-                    pass
-                else:
-                    return self._emit_decoded(lambda: self._emit_trades(f.data, recv_ms, out), data, out)
-            elif data.startswith(b'{"arg":{"channel":"liquidation-orders"'):
-                try:
-                    lf = self._liq_frame(data)
-                except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
-                    pass
-                else:
-                    return self._emit_decoded(lambda: self._emit_liqs(lf.data, recv_ms, out), data, out)
-        return super().on_message(data, recv_ms, ctx, out)
+        done = self._whole_frame(data, recv_ms, out, self._frames)
+        return super().on_message(data, recv_ms, ctx, out) if done is None else done
 
     def _emit_trades(self, trades: list[OkxTrade], recv_ms: int, out: list[Event]) -> None:
         insts = self.instruments
