@@ -244,11 +244,7 @@ class Bitget(Connector):
         return plans
 
     async def subscribe(self, conn: Conn) -> None:
-        subs = conn.plan.subscriptions
-        await self.send_batched(conn, [
-            msgspec.json.encode({"op": "subscribe", "args": subs[i : i + self.batch]}).decode()
-            for i in range(0, len(subs), self.batch)
-        ])
+        await self.subscribe_ops(conn, self.batch)
 
     def ping_message(self, conn: Conn) -> str | None:
         return "ping"

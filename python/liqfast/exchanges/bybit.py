@@ -312,11 +312,7 @@ class BybitLinear(Connector):
         return plans
 
     async def subscribe(self, conn: Conn) -> None:
-        subs = conn.plan.subscriptions
-        await self.send_batched(conn, [
-            msgspec.json.encode({"op": "subscribe", "args": subs[i : i + self.batch], "req_id": f"{conn.id}-{i}"}).decode()
-            for i in range(0, len(subs), self.batch)
-        ])
+        await self.subscribe_ops(conn, self.batch, req_id=lambda i: f"{conn.id}-{i}")
 
     def ping_message(self, conn: Conn) -> str | None:
         return '{"op":"ping"}'

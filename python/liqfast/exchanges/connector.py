@@ -42,6 +42,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import aiohttp
+import msgspec
 
 from ..events import Event, Gap, event_key
 from .base import ConnContext, Instrument, Normalizer
@@ -655,6 +656,15 @@ class Connector:
         self.counters.frames_sent += 1
         if self.recorder is not None:
             self.recorder.sent(conn.id, data)
+
+    async def subscribe_ops(self, conn: Conn, batch: int, **extra: Callable[[int], str]) -> None:
+        """The plan's subscriptions as ``{"op": "subscribe", "args": [...]}`` messages of at
+        most ``batch`` args (Bybit, OKX, Bitget); ``extra`` adds fields computed from each
+        batch's first index (Bybit's ``req_id``)."""
+        subs = conn.plan.subscriptions
+        msgs = [{"op": "subscribe", "args": subs[i : i + batch], **{k: f(i) for k, f in extra.items()}}
+                for i in range(0, len(subs), batch)]
+        await self.send_batched(conn, [msgspec.json.encode(m).decode() for m in msgs])
 
     async def send_batched(self, conn: Conn, messages: Sequence[str]) -> None:
         """Send subscribe messages paced at ``subscribe_pace`` seconds (venue message-rate
