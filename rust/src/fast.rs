@@ -1304,24 +1304,7 @@ mod avx2 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tiers::{Tier, TierTable};
-    use crate::venues::venue;
-
-    fn model(
-        id: &str,
-        formula: Option<&str>,
-        cs: f64,
-        fee: f64,
-        unit: TierUnit,
-        rows: &[(f64, f64, f64, f64, f64)],
-    ) -> MarginModel {
-        let tiers = rows
-            .iter()
-            .map(|&(floor, cap, max_leverage, mmr, maint_amount)| Tier { floor, cap, mmr, maint_amount, max_leverage })
-            .collect();
-        let f = venue(id).unwrap().formula(formula, None).unwrap();
-        MarginModel::new(f.rules, cs, fee, TierTable::new(unit, tiers).unwrap()).unwrap()
-    }
+    use crate::vectors::tiered as model;
 
     fn models() -> Vec<MarginModel> {
         let binance = [

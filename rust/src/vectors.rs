@@ -16,7 +16,9 @@ fn flat(venue_id: &str, formula: Option<&str>, contract_size: f64, fee: f64, mmr
     base.with_overrides(Some(mmr), Some(d), 0.0).unwrap()
 }
 
-fn tiered(
+/// Model of `venue`/`formula` with a tier table of `(floor, cap, max_leverage, mmr,
+/// maint_amount)` rows (also used by the batch path's tests).
+pub(crate) fn tiered(
     venue_id: &str,
     formula: Option<&str>,
     contract_size: f64,
