@@ -39,6 +39,8 @@ def synthetic_bars(n: int = 400, seed: int = 0, bar_ms: int = H, vol: float = 0.
         ModelParams(prune_below=0.0, entry_rule="close", turnover_per_hour=0.2, turnover_leverage_exponent=1.0, decay_per_hour=0.01),
         ModelParams(prune_below=0.0, entry_points=5, intrabar=1.0, leverage_mix=((3.0, 1.0), (125.0, 1.0))),
         ModelParams(prune_below=0.0, background=0.05, leverage_tilt=-0.5),
+        ModelParams(prune_below=0.0, swing=0.1, swing_exponent=2.0),
+        ModelParams(prune_below=0.0, background=0.02, swing=0.05),
     ],
 )
 def test_replay_matches_reference(params: ModelParams) -> None:
@@ -81,8 +83,9 @@ def test_unknown_oi_keeps_the_book() -> None:
 def test_checkpoint_restore_is_bit_exact() -> None:
     bars = synthetic_bars(300, seed=5)
     first, rest = bars.slice(0, 150), bars.slice(150, 300)
-    a = LiveModel(bar_ms=H, scale=0.2)
-    b = LiveModel(bar_ms=H, scale=0.2)
+    params = ModelParams(swing=0.05, swing_exponent=2.0)
+    a = LiveModel(bar_ms=H, scale=0.2, params=params)
+    b = LiveModel(bar_ms=H, scale=0.2, params=params)
     for live in (a, b):
         for i in range(len(first)):
             live.step("binance-usdm", int(first.ts_ms[i]), first.open[i], first.high[i], first.low[i], first.close[i],

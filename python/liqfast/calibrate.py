@@ -32,6 +32,8 @@ SEARCH_SPACE: dict[str, Sequence[Any]] = {
     "intrabar": (0.0, 0.15, 0.3, 0.5, 0.7, 1.0),
     "leverage_tilt": (-2.0, -1.5, -1.0, -0.5, 0.0, 0.5),
     "background": (0.0, 0.01, 0.02, 0.05, 0.1, 0.2),
+    "swing": (0.0, 0.01, 0.02, 0.05, 0.1, 0.2),
+    "swing_exponent": (1.0, 1.5, 2.0, 3.0),
     "feedback_half_life_hours": (0.0, 72.0, 168.0, 336.0),
 }
 

@@ -4,7 +4,9 @@ Exchanges do not publish positions, so the model infers them. Per bar and venue 
 Rust core, see ``rust/src/model.rs``):
 
 1. the bar's low liquidates every long cohort whose liquidation price it reaches and its high
-   every short — that is the bar's *predicted liquidation*;
+   every short — that is the bar's *predicted liquidation* (plus, optionally, shares of the
+   OI for liquidations the book does not hold: ``background`` for the excursion from the open,
+   ``swing`` for the bar's path-aware largest fall / rise);
 2. a share of the book closes (``turnover_per_hour``, faster for high leverage:
    ``× (leverage/10)^turnover_leverage_exponent``) and decays (``decay_per_hour``);
 3. the book is brought to the bar's closing open interest on both sides (every contract has a
@@ -95,6 +97,15 @@ class ModelParams(msgspec.Struct, frozen=True, kw_only=True):
     #: Liquidations the book does not hold (cross margin, odd leverage): per bar,
     #: background × OI × the bar's excursion below (longs) / above (shorts) its open.
     background: float = 0.0
+    #: Liquidations of positions opened and liquidated within the bar (gross flow the closing
+    #: OI does not show): per bar, swing × OI × w × (w / 1 %)^(swing_exponent − 1), with w the
+    #: bar's largest fall (longs) / rise (shorts) relative to its open under the usual OHLC
+    #: path: an up bar (close ≥ open) runs open → low → high → close, a down bar open → high →
+    #: low → close. So the rebound after a crash's low liquidates shorts opened on the way
+    #: down, which the excursion above the open (``background``) misses. 0 turns it off.
+    swing: float = 0.0
+    #: Exponent of the swing term (1: linear in the swing).
+    swing_exponent: float = 1.0
     #: Realized-liquidation feedback: predictions are multiplied by (recent realized / recent
     #: predicted), an average with this half-life over past bars only; 0 turns it off. Needs
     #: the realized liquidations of past bars (``LiveModel.observe_realized``, or the

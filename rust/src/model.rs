@@ -1,7 +1,8 @@
 //! The estimation model: bars of price and open interest in, a position book per venue out.
 //!
 //! Every bar, per venue: (1) the bar's low sweeps the longs whose liquidation price it
-//! reaches and its high the shorts — that is the bar's predicted liquidation; (2) part of the
+//! reaches and its high the shorts — that is the bar's predicted liquidation (plus the optional
+//! `background` and `swing` shares of open interest for what the book does not hold); (2) part of the
 //! book closes (turnover, faster for high leverage) and decays; (3) the book is brought to
 //! the bar's closing open interest: a drop closes every cohort pro rata, a rise (and the
 //! turnover) opens new cohorts — on **both** sides, since every contract has a long and a
@@ -81,6 +82,27 @@ pub struct Params {
     /// `background × open interest × (open − low)/open` for longs, `(high − open)/open` for
     /// shorts.
     pub background: f64,
+    /// Liquidations of positions opened and liquidated within the bar (gross flow that the
+    /// closing open interest does not show): per bar, `swing × open interest × w·(w/1 %)^(e − 1)`
+    /// with `e = swing_exponent` and `w` the bar's largest fall (longs) / rise (shorts) relative
+    /// to its open under the usual OHLC path — an up bar (close ≥ open) runs open → low → high
+    /// → close, a down bar open → high → low → close — see [`swings`]. 0 turns it off.
+    pub swing: f64,
+    /// Exponent of the swing term (1: linear in the swing, like `background`).
+    pub swing_exponent: f64,
+}
+
+/// The bar's largest fall (for longs) and largest rise (for shorts), as fractions of its open,
+/// under the usual OHLC path: an up bar (close ≥ open) runs open → low → high → close, so its
+/// largest rise is the whole range and its largest fall the bigger of open → low and
+/// high → close; a down bar runs open → high → low → close, the mirror image. Longs opened
+/// on the way up are liquidated by the fall after the high, shorts opened on the way down by
+/// the rebound after the low: swings the open-to-extreme excursion misses.
+#[must_use]
+pub fn swings(bar: &Bar) -> (f64, f64) {
+    let (o, h, l, c) = (bar.open, bar.high, bar.low, bar.close);
+    let (fall, rise) = if c >= o { ((o - l).max(h - c), h - l) } else { (h - l, (h - o).max(c - l)) };
+    (fall.max(0.0) / o, rise.max(0.0) / o)
 }
 
 impl Default for Params {
@@ -98,6 +120,8 @@ impl Default for Params {
             position_usd: 10_000.0,
             prune_below: 1e-9,
             background: 0.0,
+            swing: 0.0,
+            swing_exponent: 1.0,
         }
     }
 }
@@ -126,6 +150,12 @@ impl Params {
         unit("prune_below", self.prune_below)?;
         if !(self.background.is_finite() && (0.0..=10.0).contains(&self.background)) {
             return bad(format!("background must be in [0, 10], got {}", self.background));
+        }
+        if !(self.swing.is_finite() && (0.0..=10.0).contains(&self.swing)) {
+            return bad(format!("swing must be in [0, 10], got {}", self.swing));
+        }
+        if !(self.swing_exponent.is_finite() && (0.5..=4.0).contains(&self.swing_exponent)) {
+            return bad(format!("swing_exponent must be in [0.5, 4], got {}", self.swing_exponent));
         }
         if !(self.leverage_spread.is_finite() && (0.0..=2.0).contains(&self.leverage_spread)) {
             return bad(format!("leverage_spread must be in [0, 2], got {}", self.leverage_spread));
@@ -375,6 +405,13 @@ impl Model {
             // (1) The bar's range liquidates what it crosses (and the background share).
             out.long_usd = p.background * vb.book.side_usd(LONG) * (bar.open - bar.low) / bar.open;
             out.short_usd = p.background * vb.book.side_usd(SHORT) * (bar.high - bar.open) / bar.open;
+            if p.swing > 0.0 {
+                // Gross intrabar flow liquidated by the bar's swings (see `swings`).
+                let (fall, rise) = swings(bar);
+                let w = |x: f64| if p.swing_exponent == 1.0 { x } else { x * (x / 0.01).powf(p.swing_exponent - 1.0) };
+                out.long_usd += p.swing * vb.book.side_usd(LONG) * w(fall);
+                out.short_usd += p.swing * vb.book.side_usd(SHORT) * w(rise);
+            }
             out.long_usd += vb.book.sweep_longs(bar.low, |price, usd| on_liq(LONG, price, usd)).usd;
             out.short_usd += vb.book.sweep_shorts(bar.high, |price, usd| on_liq(SHORT, price, usd)).usd;
             // (2) Turnover and decay.
@@ -772,6 +809,60 @@ mod tests {
     }
 
     #[test]
+    fn swings_follow_the_ohlc_path() {
+        // Up bar: open → low → high → close. Largest rise: the whole range; largest fall:
+        // the bigger of open → low and high → close.
+        let (fall, rise) = swings(&bar(0, 100.0, 104.0, 99.0, 101.0, 1.0));
+        assert!((fall - 0.03).abs() < 1e-12 && (rise - 0.05).abs() < 1e-12, "{fall} {rise}");
+        // Down bar: open → high → low → close: a crash with a rebound is a rise for shorts.
+        let (fall, rise) = swings(&bar(0, 100.0, 100.5, 95.0, 98.0, 1.0));
+        assert!((fall - 0.055).abs() < 1e-12 && (rise - 0.03).abs() < 1e-12, "{fall} {rise}");
+        assert_eq!(swings(&bar(0, 100.0, 100.0, 100.0, 100.0, 1.0)), (0.0, 0.0));
+    }
+
+    #[test]
+    fn the_swing_term_adds_the_rebound_of_a_crash_to_the_shorts() {
+        let crash = bar(1, 100.0, 100.1, 95.0, 99.0, 1e6);
+        let run = |p: Params| {
+            let mut m = model(Params { turnover_per_hour: 0.0, intrabar: 0.0, ..p });
+            m.step(0, &bar(0, 100.0, 100.2, 99.8, 100.0, 1e6), 0, None, |_, _, _| {}).unwrap();
+            m.step(0, &crash, 1, None, |_, _, _| {}).unwrap()
+        };
+        let off = run(Params::default());
+        let on = run(Params { swing: 0.1, swing_exponent: 2.0, ..Params::default() });
+        // Shorts: the rebound low → close, 0.1 × 1e6 × 0.04 × (0.04 / 0.01); longs: the whole
+        // range high → low, 0.1 × 1e6 × 0.051 × 5.1.
+        assert!((on.short_usd - off.short_usd - 16_000.0).abs() < 1e-6, "{on:?} {off:?}");
+        assert!((on.long_usd - off.long_usd - 26_010.0).abs() < 1e-6, "{on:?} {off:?}");
+        assert!(Model::new(Params { swing: -1.0, ..Params::default() }).is_err());
+        assert!(Model::new(Params { swing_exponent: 0.0, ..Params::default() }).is_err());
+    }
+
+    #[test]
+    fn checkpoints_keep_the_swing_term_and_read_the_previous_format() {
+        let p = Params { swing: 0.05, swing_exponent: 2.0, ..Params::default() };
+        let mut m = model(p.clone());
+        m.step(0, &bar(0, 100.0, 101.0, 99.0, 100.0, 1e6), 0, None, |_, _, _| {}).unwrap();
+        let blob = m.checkpoint();
+        let back = Model::restore(&blob).unwrap();
+        assert_eq!(back.params, p);
+        assert_eq!(back.checkpoint(), blob);
+        // The same model written before the swing term (magic 2, no swing fields) reads with
+        // the term off.
+        let old = model(Params::default());
+        let mut body = old.checkpoint();
+        body.truncate(body.len() - 8); // the checksum
+        body[..8].copy_from_slice(b"LQFMODL2");
+        // magic, leverage mix (length + 5 pairs), spread, points, entry (2), side (2), 7 numbers
+        let at = 8 + 8 * (1 + 2 * 5) + 8 * 6 + 8 * 7;
+        body.drain(at..at + 16);
+        let mut w = crate::book::Writer::default();
+        w.bytes(&body);
+        let back = Model::restore(&w.finish()).unwrap();
+        assert_eq!(back.params, Params::default());
+    }
+
+    #[test]
     fn params_are_checked() {
         assert!(Model::new(Params { turnover_per_hour: 2.0, ..Params::default() }).is_err());
         assert!(Model::new(Params { leverage_mix: vec![], ..Params::default() }).is_err());
@@ -795,7 +886,9 @@ mod persist {
     use crate::margin::{ContractKind, FeeMode, MarginModel, MarginRules, MmBasis, TierMath};
     use crate::tiers::{Tier, TierTable, TierUnit};
 
-    const MAGIC: &[u8] = b"LQFMODL2";
+    const MAGIC: &[u8] = b"LQFMODL3";
+    /// Checkpoints written before the swing term: read with `swing` off.
+    const MAGIC_V2: &[u8] = b"LQFMODL2";
 
     fn put_params(w: &mut Writer, p: &Params) {
         w.u64(p.leverage_mix.len() as u64);
@@ -831,12 +924,14 @@ mod persist {
             p.position_usd,
             p.prune_below,
             p.background,
+            p.swing,
+            p.swing_exponent,
         ] {
             w.f64(v);
         }
     }
 
-    fn get_params(r: &mut Reader) -> Result<Params> {
+    fn get_params(r: &mut Reader, v2: bool) -> Result<Params> {
         let n = r.len(1024)?;
         let mut leverage_mix = Vec::with_capacity(n);
         for _ in 0..n {
@@ -869,6 +964,8 @@ mod persist {
             position_usd: r.f64()?,
             prune_below: r.f64()?,
             background: r.f64()?,
+            swing: if v2 { 0.0 } else { r.f64()? },
+            swing_exponent: if v2 { 1.0 } else { r.f64()? },
         })
     }
 
@@ -970,10 +1067,12 @@ mod persist {
 
         pub fn restore(bytes: &[u8]) -> Result<Self> {
             let mut r = Reader::new(bytes)?;
-            if r.take(MAGIC.len())? != MAGIC {
+            let magic = r.take(MAGIC.len())?;
+            let v2 = magic == MAGIC_V2;
+            if magic != MAGIC && !v2 {
                 return Err(LiqError::Checkpoint("not a liqfast model checkpoint (bad magic)".into()));
             }
-            let params = get_params(&mut r)?;
+            let params = get_params(&mut r, v2)?;
             let mut model = Model::new(params).map_err(|e| LiqError::Checkpoint(format!("parameters: {e}")))?;
             let nv = r.len(1024)?;
             for _ in 0..nv {

@@ -61,6 +61,8 @@ fn params_from(d: &Bound<'_, PyDict>) -> Result<Params, LiqError> {
             "position_usd" => p.position_usd = num(&v)?,
             "prune_below" => p.prune_below = num(&v)?,
             "background" => p.background = num(&v)?,
+            "swing" => p.swing = num(&v)?,
+            "swing_exponent" => p.swing_exponent = num(&v)?,
             other => return Err(invalid(format!("unknown model parameter {other:?}"))),
         }
     }
