@@ -91,8 +91,10 @@ class ReferenceModel:
             if p.swing > 0:
                 fall, rise = (max(o - lo, h - c), h - lo) if c >= o else (h - lo, max(h - o, c - lo))
                 e = p.swing_exponent
-                liq_long += p.swing * self.side_usd(0) * (fall / o) * (fall / o / 0.01) ** (e - 1)
-                liq_short += p.swing * self.side_usd(1) * (rise / o) * (rise / o / 0.01) ** (e - 1)
+                def w(x: float) -> float:
+                    return 0.0 if x <= 0 else x * (x / 0.01) ** (e - 1)
+                liq_long += p.swing * self.side_usd(0) * w(fall / o)
+                liq_short += p.swing * self.side_usd(1) * w(rise / o)
             s_idx = np.where(self.side > 0, 0, 1)
             usd = self.stored * self.scale[s_idx, self.band]
             hit_l = (self.side > 0) & (self.liq >= lo)

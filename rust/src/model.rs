@@ -408,7 +408,14 @@ impl Model {
             if p.swing > 0.0 {
                 // Gross intrabar flow liquidated by the bar's swings (see `swings`).
                 let (fall, rise) = swings(bar);
-                let w = |x: f64| if p.swing_exponent == 1.0 { x } else { x * (x / 0.01).powf(p.swing_exponent - 1.0) };
+                // (A flat swing adds nothing, also for exponents below 1, where 0^(e − 1) = ∞.)
+                let w = |x: f64| {
+                    if x <= 0.0 || p.swing_exponent == 1.0 {
+                        x.max(0.0)
+                    } else {
+                        x * (x / 0.01).powf(p.swing_exponent - 1.0)
+                    }
+                };
                 out.long_usd += p.swing * vb.book.side_usd(LONG) * w(fall);
                 out.short_usd += p.swing * vb.book.side_usd(SHORT) * w(rise);
             }
@@ -834,6 +841,15 @@ mod tests {
         // range high → low, 0.1 × 1e6 × 0.051 × 5.1.
         assert!((on.short_usd - off.short_usd - 16_000.0).abs() < 1e-6, "{on:?} {off:?}");
         assert!((on.long_usd - off.long_usd - 26_010.0).abs() < 1e-6, "{on:?} {off:?}");
+        // An exponent below 1 on a bar with no rise (a straight fall) adds nothing to the shorts.
+        let low_e = |p: Params| {
+            let mut m = model(Params { turnover_per_hour: 0.0, intrabar: 0.0, ..p });
+            m.step(0, &bar(0, 100.0, 100.2, 99.8, 100.0, 1e6), 0, None, |_, _, _| {}).unwrap();
+            m.step(0, &bar(1, 100.0, 100.0, 97.0, 97.0, 1e6), 1, None, |_, _, _| {}).unwrap()
+        };
+        let flat = low_e(Params { swing: 0.1, swing_exponent: 0.5, ..Params::default() });
+        assert!(flat.short_usd.is_finite() && flat.long_usd.is_finite(), "{flat:?}");
+        assert_eq!(flat.short_usd, low_e(Params::default()).short_usd);
         assert!(Model::new(Params { swing: -1.0, ..Params::default() }).is_err());
         assert!(Model::new(Params { swing_exponent: 0.0, ..Params::default() }).is_err());
     }
