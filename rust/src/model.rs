@@ -409,12 +409,9 @@ impl Model {
                 // Gross intrabar flow liquidated by the bar's swings (see `swings`).
                 let (fall, rise) = swings(bar);
                 // (A flat swing adds nothing, also for exponents below 1, where 0^(e − 1) = ∞.)
+                // (`swings` is never negative.)
                 let w = |x: f64| {
-                    if x <= 0.0 || p.swing_exponent == 1.0 {
-                        x.max(0.0)
-                    } else {
-                        x * (x / 0.01).powf(p.swing_exponent - 1.0)
-                    }
+                    if x == 0.0 || p.swing_exponent == 1.0 { x } else { x * (x / 0.01).powf(p.swing_exponent - 1.0) }
                 };
                 out.long_usd += p.swing * vb.book.side_usd(LONG) * w(fall);
                 out.short_usd += p.swing * vb.book.side_usd(SHORT) * w(rise);
