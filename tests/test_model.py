@@ -228,7 +228,8 @@ def test_multi_venue_aggregation_with_weights() -> None:
 
 def test_params_are_validated() -> None:
     for bad in (dict(turnover_per_hour=1.5), dict(intrabar=-0.1), dict(leverage_mix=()), dict(leverage_points=0),
-                dict(entry_points=0), dict(position_usd=0.0)):
+                dict(entry_points=0), dict(position_usd=0.0), dict(swing=-1.0), dict(swing=math.nan),
+                dict(swing_exponent=0.0)):
         with pytest.raises(lf.InvalidInputError):
             LiveModel(params=ModelParams(**bad))  # type: ignore[arg-type]
     with pytest.raises(lf.InvalidInputError):
