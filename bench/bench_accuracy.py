@@ -3,7 +3,8 @@
 Reads the development data next to the repository (`../shared/data/real-dev`, or the paths in
 LIQFAST_BARS / LIQFAST_REALIZED); nothing from it is stored. Scores the calibrated model, the
 consensus recipe of the public tools (entry at the close, the discrete leverage mix, no
-turnover) and the no-model baselines on the same held-back bars.
+turnover) and the no-model baselines on the same held-back bars, each with 90 % intervals from
+1,000 block-bootstrap resamples of those bars.
 
 Run: `python -m bench accuracy`.
 """
@@ -26,6 +27,11 @@ from .common import record, require_release, table
 DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-dev"
 
 
+def _ci(ci: list[float]) -> str:
+    """A 90 % block-bootstrap interval (see `liqfast.backtest.intervals`) as text."""
+    return f"{ci[0]:.3f}–{ci[1]:.3f}"
+
+
 def main() -> None:
     require_release()
     bars_path = Path(os.environ.get("LIQFAST_BARS", DEV / "bars_1h.csv.gz"))
@@ -43,20 +49,24 @@ def main() -> None:
     recipe = ModelParams(entry_rule="close", leverage_spread=0.0, turnover_per_hour=0.0, intrabar=0.0)
     rows = []
     for name, params, s in (("liqfast model (calibrated)", prof.params, scale), ("consensus recipe", recipe, 1.0)):
-        rep = backtest(bars, real, params=params, scale=s, score_from=cut)
+        rep = backtest(bars, real, params=params, scale=s, score_from=cut, bootstrap=1000)
         for side in ("long", "short"):
             m = rep["model"][side]
-            rows.append({"predictor": name, "side": side, "spearman": m["spearman"], "top-decile hit": m["top_decile_hit"],
+            rows.append({"predictor": name, "side": side, "spearman": m["spearman"], "spearman 90 %": _ci(m["spearman_ci"]),
+                         "top-decile hit": m["top_decile_hit"], "hit 90 %": _ci(m["top_decile_hit_ci"]),
+                         "hits": f"{m['top_decile_hits']}/{m['top_decile_bars']}",
                          "capture": m["capture"], "pred/real": m["ratio"] if name.startswith("liqfast") else float("nan")})
         if name.startswith("liqfast"):
             for base in ("wick_oi", "return_oi"):
                 for side in ("long", "short"):
                     b = rep[base][side]
-                    rows.append({"predictor": base, "side": side, "spearman": b["spearman"], "top-decile hit": b["top_decile_hit"],
+                    rows.append({"predictor": base, "side": side, "spearman": b["spearman"], "spearman 90 %": _ci(b["spearman_ci"]),
+                                 "top-decile hit": b["top_decile_hit"], "hit 90 %": _ci(b["top_decile_hit_ci"]),
+                                 "hits": f"{b['top_decile_hits']}/{b['top_decile_bars']}",
                                  "capture": b["capture"], "pred/real": float("nan")})
     print(f"  fitted on {prof.bars} bars in {fit_s:.1f} s (in-sample objective {prof.objective:.3f}); "
           f"scored {int(np.sum(bars.ts_ms >= cut))} held-back bars", file=sys.stderr)
-    print(table(rows, ["predictor", "side", "spearman", "top-decile hit", "capture", "pred/real"]))
+    print(table(rows, ["predictor", "side", "spearman", "spearman 90 %", "top-decile hit", "hit 90 %", "hits", "capture", "pred/real"]))
     record("accuracy", rows, {"in_sample": prof.in_sample, "params": {k: getattr(prof.params, k) for k in prof.params.__struct_fields__}})
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import liqfast as lf
-from liqfast.backtest import backtest, baselines, rank, score, spearman
+from liqfast.backtest import backtest, baselines, intervals, rank, score, spearman
 from liqfast.calibrate import SEARCH_SPACE, calibrate, load_profile, save_profile
 from liqfast.model import Bars, ModelParams
 from test_model import synthetic_bars
@@ -46,6 +46,70 @@ def test_top_decile_hit_and_capture() -> None:
         score(pred[:5], real)
 
 
+def test_score_counts_top_decile_bars() -> None:
+    real = np.arange(30, dtype=float)  # k = 3: bars 27, 28, 29
+    pred = real.copy()
+    pred[28] = -1.0
+    s = score(pred, real)
+    assert (s.top_decile_bars, s.top_decile_hits) == (3, 2)
+    assert s.as_dict()["top_decile_hits"] == 2 and s.top_decile_hit == pytest.approx(2 / 3)
+
+
+def test_intervals_of_perfect_and_reversed_predictors() -> None:
+    real = np.random.default_rng(3).lognormal(0, 1, 300)
+    same = intervals(real.copy(), real, reps=50, block=10)
+    assert same == {"spearman_ci": [pytest.approx(1.0), pytest.approx(1.0)], "top_decile_hit_ci": [1.0, 1.0]}
+    rev = intervals(-real, real, reps=50, block=10)
+    assert rev == {"spearman_ci": [pytest.approx(-1.0), pytest.approx(-1.0)], "top_decile_hit_ci": [0.0, 0.0]}
+
+
+def test_intervals_are_deterministic_and_hold_the_estimate() -> None:
+    rng = np.random.default_rng(5)
+    real = rng.lognormal(0, 1, 400)
+    pred = real * rng.lognormal(0, 0.8, 400)
+    a, b = intervals(pred, real, reps=200, seed=1), intervals(pred, real, reps=200, seed=1)
+    assert a == b and a != intervals(pred, real, reps=200, seed=2)
+    s = score(pred, real)
+    lo, hi = a["spearman_ci"]
+    assert lo < s.spearman < hi and hi - lo < 0.2
+    lo, hi = a["top_decile_hit_ci"]
+    assert lo <= s.top_decile_hit <= hi and lo < hi
+
+
+def test_intervals_cover_the_true_value_about_as_often_as_stated() -> None:
+    # Series with clustered noise (AR(1) in time): the 90 % interval of Spearman should hold
+    # the value of the process itself (from a very long series) in roughly 90 % of samples.
+    def series(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        z = np.empty(n)
+        z[0] = rng.normal()
+        e = rng.normal(size=n)
+        for t in range(1, n):
+            z[t] = 0.8 * z[t - 1] + 0.6 * e[t]
+        real = np.exp(z + 0.5 * rng.normal(size=n))
+        return np.exp(z + 0.5 * rng.normal(size=n)), real
+
+    truth = spearman(*series(200_000, np.random.default_rng(0)))
+    rng = np.random.default_rng(1)
+    covered = 0
+    trials = 60
+    for i in range(trials):
+        pred, real = series(300, rng)
+        lo, hi = intervals(pred, real, reps=200, block=20, seed=i)["spearman_ci"]
+        covered += lo <= truth <= hi
+    assert 0.75 <= covered / trials <= 1.0, covered
+
+
+def test_intervals_reject_bad_arguments() -> None:
+    x = np.arange(50, dtype=float)
+    for kw in ({"reps": 5}, {"reps": 10.5}, {"block": 0}, {"level": 1.0}, {"level": 0.0}):
+        with pytest.raises(lf.InvalidInputError):
+            intervals(x, x, **kw)  # type: ignore[arg-type]
+    with pytest.raises(lf.InvalidInputError, match="at least 10"):
+        intervals(x[:5], x[:5])
+    with pytest.raises(lf.InvalidInputError):
+        intervals(x[:20], x)
+
+
 def test_baselines_are_causal() -> None:
     b = Bars.of([0, 1, 2], [100, 100, 100], [110, 105, 101], [90, 99, 95], [100, 100, 100], [1e6, 2e6, 3e6])
     (wl, ws), (rl, rs) = baselines(b)["wick_oi"], baselines(b)["return_oi"]
@@ -68,7 +132,7 @@ def test_backtest_report_shape_and_warmup() -> None:
     rep = backtest(bars, real)
     for name in ("model", "wick_oi", "return_oi"):
         for side in ("long", "short"):
-            assert set(rep[name][side]) == {"spearman", "top_decile_hit", "capture", "ratio"}
+            assert set(rep[name][side]) == {"spearman", "top_decile_hit", "capture", "ratio", "top_decile_bars", "top_decile_hits"}
     assert rep["bars_scored"] == len(bars) - 1  # the first bar only builds the book
     later = backtest(bars, real, score_from=int(bars.ts_ms[200]))
     assert later["bars_scored"] == 100 and later["first_scored_ms"] == bars.ts_ms[200]
@@ -117,6 +181,17 @@ def test_cli_backtest_json_plot_and_calibrate(tmp_path: Path) -> None:
     rep = json.loads(out.stdout)
     assert rep["bars_scored"] == 300 and "series" not in rep
     assert set(rep) >= {"model", "wick_oi", "return_oi"}
+    assert "spearman_ci" not in rep["model"]["long"] and rep["model"]["long"]["top_decile_bars"] == 30
+    out = run_cli("backtest", "--bars", str(bp), "--realized", str(rp), "--json", "--bootstrap", "50")
+    assert out.returncode == 0, out.stderr
+    for name in ("model", "wick_oi", "return_oi"):
+        for side in ("long", "short"):
+            s = json.loads(out.stdout)[name][side]
+            assert s["spearman_ci"][0] <= s["spearman_ci"][1] and 0 <= s["top_decile_hit_ci"][0] <= s["top_decile_hit_ci"][1] <= 1
+    out = run_cli("backtest", "--bars", str(bp), "--realized", str(rp), "--bootstrap", "50")
+    assert out.returncode == 0 and "spearman 90%" in out.stdout, out.stderr
+    bad = run_cli("backtest", "--bars", str(bp), "--realized", str(rp), "--bootstrap", "3")
+    assert bad.returncode == 2 and "bootstrap" in bad.stderr
     png = tmp_path / "bt.png"
     out = run_cli("backtest", "--bars", str(bp), "--realized", str(rp), "--plot", str(png))
     assert out.returncode == 0, out.stderr

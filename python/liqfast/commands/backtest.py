@@ -21,12 +21,18 @@ def register(sub: Any) -> None:
     p.add_argument("--symbol", default=None)
     p.add_argument("--score-from", type=int, default=None, metavar="TS_MS", help="earlier bars only build the book (warm-up)")
     p.add_argument("--json", action="store_true", help="print the scores as one JSON object")
+    p.add_argument("--bootstrap", type=int, default=0, metavar="N",
+                   help="add 90%% intervals of Spearman and top-decile hit from N block resamples (e.g. 1000)")
     p.add_argument("--plot", metavar="PNG", help="write a plot of predicted vs realized")
     p.set_defaults(func=run)
 
 
 def _fmt(v: float) -> str:
     return "   —" if not math.isfinite(v) else f"{v:6.3f}"
+
+
+def _span(ci: list[float]) -> str:
+    return f"[{ci[0]:5.3f}, {ci[1]:5.3f}]" if all(map(math.isfinite, ci)) else f"{'—':>15}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         scale = prof.scale.get(venue, 1.0)
     bars = Bars.from_csv(args.bars)
     report = backtest(bars, read_realized(args.realized), params=params, venue=venue, symbol=symbol, scale=scale,
-                      score_from=args.score_from)
+                      score_from=args.score_from, bootstrap=args.bootstrap)
     series = report.pop("series")
     if args.plot:
         report["series"] = series
@@ -51,11 +57,13 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(report, allow_nan=True))
         return 0
     print(f"{report['bars_scored']} bars scored ({report['gaps']} gaps in the series), venue {venue}, scale {scale:.4g}")
-    print(f"{'predictor':12} {'side':6} {'spearman':>9} {'top10%hit':>9} {'capture':>9} {'pred/real':>9}")
+    print(f"{'predictor':12} {'side':6} {'spearman':>9} {'top10%hit':>9} {'capture':>9} {'pred/real':>9}"
+          + (f"   {'spearman 90%':>15} {'top10%hit 90%':>15}" if args.bootstrap else ""))
     for name in ("model", "wick_oi", "return_oi"):
         for side in ("long", "short"):
             s = report[name][side]
-            print(f"{name:12} {side:6} {_fmt(s['spearman']):>9} {_fmt(s['top_decile_hit']):>9} {_fmt(s['capture']):>9} {_fmt(s['ratio']):>9}")
+            print(f"{name:12} {side:6} {_fmt(s['spearman']):>9} {_fmt(s['top_decile_hit']):>9} {_fmt(s['capture']):>9} {_fmt(s['ratio']):>9}"
+                  + (f"   {_span(s['spearman_ci'])} {_span(s['top_decile_hit_ci'])}" if args.bootstrap else ""))
     if args.plot:
         print(f"plot written to {args.plot}", file=sys.stderr)
     return 0
