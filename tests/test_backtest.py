@@ -101,7 +101,9 @@ def test_intervals_cover_the_true_value_about_as_often_as_stated() -> None:
 
 def test_intervals_reject_bad_arguments() -> None:
     x = np.arange(50, dtype=float)
-    for kw in ({"reps": 5}, {"reps": 10.5}, {"block": 0}, {"level": 1.0}, {"level": 0.0}):
+    assert intervals(x, x, reps=np.int64(20), block=np.int32(5))["top_decile_hit_ci"] == [1.0, 1.0]
+    for kw in ({"reps": 5}, {"reps": 10.5}, {"reps": True}, {"block": 0}, {"level": 1.0}, {"level": 0.0},
+               {"level": math.nan}, {"level": "0.9"}):
         with pytest.raises(lf.InvalidInputError):
             intervals(x, x, **kw)  # type: ignore[arg-type]
     with pytest.raises(lf.InvalidInputError, match="at least 10"):

@@ -73,6 +73,11 @@ class Score:
                 "ratio": self.ratio, "top_decile_bars": self.top_decile_bars, "top_decile_hits": self.top_decile_hits}
 
 
+def _whole(v: object) -> bool:
+    """An integer (Python or numpy), not a bool."""
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
 def _top_k(n: int) -> int:
     return max(1, math.ceil(0.1 * n))
 
@@ -104,25 +109,25 @@ def intervals(
     making the intervals too narrow. Deterministic for a given ``seed``."""
     if pred.shape != real.shape or pred.ndim != 1:
         raise InvalidInputError(f"predicted has {pred.shape} bars, realized {real.shape}")
-    if not (isinstance(reps, int) and 10 <= reps <= 1_000_000):
+    if not (_whole(reps) and 10 <= reps <= 1_000_000):
         raise InvalidInputError(f"bootstrap resamples must be a whole number in [10, 1e6], got {reps!r}")
-    if not (isinstance(block, int) and block >= 1):
+    if not (_whole(block) and block >= 1):
         raise InvalidInputError(f"bootstrap block must be a whole number of bars >= 1, got {block!r}")
-    if not 0.0 < level < 1.0:
-        raise InvalidInputError(f"interval level must be in (0, 1), got {level!r}")
+    if not (isinstance(level, (int, float)) and 0.0 < level < 1.0):
+        raise InvalidInputError(f"interval level must be a number in (0, 1), got {level!r}")
     n = len(real)
     if n < 10:
         raise InvalidInputError(f"need at least 10 scored bars for intervals, got {n}")
-    block = min(block, n)
+    block = min(int(block), n)
     rng = np.random.default_rng(seed)
     runs = -(-n // block)
-    starts = rng.integers(0, n - block + 1, size=(reps, runs))
-    idx = (starts[:, :, None] + np.arange(block)).reshape(reps, -1)[:, :n]
     k = _top_k(n)
-    rho = np.empty(reps)
-    hit = np.empty(reps)
-    for r in range(reps):
-        p, y = pred[idx[r]], real[idx[r]]
+    rho = np.empty(int(reps))
+    hit = np.empty(int(reps))
+    for r in range(int(reps)):
+        # One resample's bar indices (drawn per resample: all at once would take reps × n).
+        idx = (rng.integers(0, n - block + 1, size=runs)[:, None] + np.arange(block)).reshape(-1)[:n]
+        p, y = pred[idx], real[idx]
         rho[r] = spearman(p, y)
         # Positions in the resample, so a bar drawn twice counts as two bars, as it is scored.
         hit[r] = len(set(_top(y, k).tolist()) & set(_top(p, k).tolist())) / k
@@ -163,7 +168,7 @@ def backtest(
     ``bootstrap`` > 0 adds 90 % intervals from that many resamples (:func:`intervals`)."""
     if len(bars) == 0:
         raise InvalidBarsError("no bars")
-    if not (isinstance(bootstrap, int) and (bootstrap == 0 or 10 <= bootstrap <= 1_000_000)):
+    if not (_whole(bootstrap) and (bootstrap == 0 or 10 <= bootstrap <= 1_000_000)):
         raise InvalidInputError(f"bootstrap must be 0 (off) or a number of resamples in [10, 1e6], got {bootstrap!r}")
     r_ts, r_long, r_short = realized
     res = replay(bars, params=params, venue=venue, symbol=symbol, scale=scale, grid=None)
@@ -199,7 +204,7 @@ def backtest(
         for side, p, y in (("long", np.nan_to_num(pl[mask]), real_l), ("short", np.nan_to_num(ps[mask]), real_s)):
             report[name][side] = score(p, y).as_dict()
             if bootstrap:
-                report[name][side].update(intervals(p, y, reps=bootstrap))
+                report[name][side].update(intervals(p, y, reps=int(bootstrap)))
         if name != "model":
             for side in ("long", "short"):
                 report[name][side]["ratio"] = math.nan  # unitless predictors
