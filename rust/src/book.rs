@@ -776,9 +776,7 @@ impl Book {
     /// Rebuild a book from [`Book::checkpoint`] bytes.
     pub fn restore(bytes: &[u8]) -> Result<Self> {
         let mut r = Reader::new(bytes)?;
-        if r.take(MAGIC.len())? != MAGIC {
-            return Err(LiqError::Checkpoint("not a liqfast book checkpoint (bad magic)".into()));
-        }
+        r.magic(MAGIC, &[MAGIC_V3], "book")?;
         let bands = r.len(1 << 16)?;
         if bands == 0 {
             return Err(LiqError::Checkpoint("zero bands".into()));
@@ -852,9 +850,11 @@ impl Book {
     }
 }
 
-const MAGIC: &[u8] = b"LQFBOOK3";
+const MAGIC: &[u8] = b"LQFBOOK4";
+/// The same layout with the earlier checksum.
+const MAGIC_V3: &[u8] = b"LQFBOOK3";
 
-/// Little-endian writer with a trailing FNV-1a checksum.
+/// Little-endian writer with a trailing [`digest`] checksum.
 #[derive(Default)]
 pub(crate) struct Writer {
     buf: Vec<u8>,
@@ -881,6 +881,14 @@ impl Writer {
         }
     }
     pub(crate) fn finish(mut self) -> Vec<u8> {
+        let sum = digest(&self.buf);
+        self.u64(sum);
+        self.buf
+    }
+
+    /// The checksum earlier versions wrote (for tests of reading their checkpoints).
+    #[cfg(test)]
+    pub(crate) fn finish_legacy(mut self) -> Vec<u8> {
         let sum = fnv1a(&self.buf);
         self.u64(sum);
         self.buf
@@ -891,6 +899,9 @@ impl Writer {
 pub(crate) struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
+    /// The bytes carry the checksum of earlier versions ([`fnv1a`]), which only their magics
+    /// may use: a current magic with it is a corrupt checkpoint.
+    pub(crate) legacy: bool,
 }
 
 impl<'a> Reader<'a> {
@@ -899,10 +910,29 @@ impl<'a> Reader<'a> {
             return Err(LiqError::Checkpoint("truncated".into()));
         }
         let (body, tail) = bytes.split_at(bytes.len() - 8);
-        if fnv1a(body) != u64::from_le_bytes(tail.try_into().expect("8 bytes")) {
+        let sum = u64::from_le_bytes(tail.try_into().expect("8 bytes"));
+        let legacy = if digest(body) == sum {
+            false
+        } else if fnv1a(body) == sum {
+            true
+        } else {
             return Err(LiqError::Checkpoint("checksum mismatch (corrupt or truncated)".into()));
+        };
+        Ok(Reader { buf: body, pos: 0, legacy })
+    }
+
+    /// Check the magic at the start: `current` with the current checksum, or one of `older`
+    /// with the earlier one. Returns the index in `older` for an older magic.
+    pub(crate) fn magic(&mut self, current: &[u8], older: &[&[u8]], what: &str) -> Result<Option<usize>> {
+        let m = self.take(current.len())?;
+        let bad = || LiqError::Checkpoint(format!("not a liqfast {what} checkpoint (bad magic or checksum)"));
+        if m == current {
+            return if self.legacy { Err(bad()) } else { Ok(None) };
         }
-        Ok(Reader { buf: body, pos: 0 })
+        match older.iter().position(|o| *o == m) {
+            Some(k) if self.legacy => Ok(Some(k)),
+            _ => Err(bad()),
+        }
     }
     pub(crate) fn remaining(&self) -> usize {
         self.buf.len() - self.pos
@@ -951,8 +981,34 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// FNV-1a over 8-byte words (and the trailing bytes): detects corruption and truncation, fast
-/// enough for checkpoints of millions of cohorts.
+/// Checksum of a checkpoint: each 8-byte word (the trailing bytes padded into one more) goes
+/// through a multiply and an xor-shift, both invertible, so every bit of the state depends on
+/// every earlier bit and no two corrupted words can cancel out in a structured way (they can
+/// in [`fnv1a`], whose multiply only carries differences upward: flipping the sign bit of two
+/// numbers left it unchanged). The length and a final avalanche (splitmix64's) close it.
+/// About a cycle per byte, fast enough for checkpoints of millions of cohorts.
+fn digest(b: &[u8]) -> u64 {
+    const K: u64 = 0x9E37_79B9_7F4A_7C15;
+    let step = |h: u64, w: u64| {
+        let h = (h ^ w).wrapping_mul(K);
+        h ^ (h >> 29)
+    };
+    let mut h: u64 = 0x243F_6A88_85A3_08D3;
+    let mut words = b.chunks_exact(8);
+    for w in &mut words {
+        h = step(h, u64::from_le_bytes(w.try_into().expect("8 bytes")));
+    }
+    let mut last = [0u8; 8];
+    last[..words.remainder().len()].copy_from_slice(words.remainder());
+    h = step(h, u64::from_le_bytes(last));
+    h ^= b.len() as u64;
+    h = (h ^ (h >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    h = (h ^ (h >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    h ^ (h >> 31)
+}
+
+/// The checksum of checkpoints written before [`digest`] (still read, with their magics).
+/// FNV-1a over 8-byte words (and the trailing bytes).
 fn fnv1a(b: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut words = b.chunks_exact(8);
@@ -1066,6 +1122,44 @@ mod tests {
         assert!(matches!(Book::restore(&bad), Err(LiqError::Checkpoint(_))));
         assert!(Book::restore(&bytes[..bytes.len() - 3]).is_err());
         assert!(Book::restore(b"").is_err());
+    }
+
+    /// Re-seal `body` (a checkpoint without its checksum) as earlier versions did.
+    fn legacy(body: &[u8]) -> Vec<u8> {
+        let mut w = Writer::default();
+        w.bytes(body);
+        w.finish_legacy()
+    }
+
+    #[test]
+    fn checksum_catches_paired_flips_and_reads_older_checkpoints() {
+        let mut b = Book::new(2);
+        b.open(&[c(1, 90.0, 10.0, 0), c(-1, 110.0, 4.0, 1), c(1, 95.0, 3.0, 1)]).unwrap();
+        let bytes = b.checkpoint();
+        let body = &bytes[..bytes.len() - 8];
+        // The same bit flipped in two words, at every bit and word distance: the FNV checksum
+        // of earlier versions let such pairs through (sign bits of two numbers).
+        for bit in [0, 7, 31, 52, 62, 63] {
+            for gap in [1, 2, 3, 7] {
+                for w0 in (1..body.len() / 8 - gap).step_by(3) {
+                    let mut bad = bytes.clone();
+                    for w in [w0, w0 + gap] {
+                        bad[8 * w + bit / 8] ^= 1 << (bit % 8);
+                    }
+                    assert!(Book::restore(&bad).is_err(), "bit {bit}, words {w0} and {}", w0 + gap);
+                }
+            }
+        }
+        // Earlier versions' checkpoints (old magic, old checksum) still restore, bit for bit
+        // the same book; the old checksum under the current magic does not.
+        let mut old = body.to_vec();
+        old[..8].copy_from_slice(MAGIC_V3);
+        let back = Book::restore(&legacy(&old)).unwrap();
+        assert!(back.checkpoint() == bytes);
+        assert!(matches!(Book::restore(&legacy(body)), Err(LiqError::Checkpoint(_))));
+        let mut w = Writer::default();
+        w.bytes(&old);
+        assert!(matches!(Book::restore(&w.finish()), Err(LiqError::Checkpoint(_))));
     }
 
     #[test]

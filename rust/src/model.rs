@@ -871,7 +871,7 @@ mod tests {
         body.drain(at..at + 16);
         let mut w = crate::book::Writer::default();
         w.bytes(&body);
-        let back = Model::restore(&w.finish()).unwrap();
+        let back = Model::restore(&w.finish_legacy()).unwrap();
         assert_eq!(back.params, Params::default());
     }
 
@@ -899,8 +899,10 @@ mod persist {
     use crate::margin::{ContractKind, FeeMode, MarginModel, MarginRules, MmBasis, TierMath};
     use crate::tiers::{Tier, TierTable, TierUnit};
 
-    const MAGIC: &[u8] = b"LQFMODL3";
-    /// Checkpoints written before the swing term: read with `swing` off.
+    const MAGIC: &[u8] = b"LQFMODL4";
+    /// The same layout with the earlier checksum.
+    const MAGIC_V3: &[u8] = b"LQFMODL3";
+    /// Checkpoints written before the swing term (earlier checksum): read with `swing` off.
     const MAGIC_V2: &[u8] = b"LQFMODL2";
 
     fn put_params(w: &mut Writer, p: &Params) {
@@ -1080,11 +1082,7 @@ mod persist {
 
         pub fn restore(bytes: &[u8]) -> Result<Self> {
             let mut r = Reader::new(bytes)?;
-            let magic = r.take(MAGIC.len())?;
-            let v2 = magic == MAGIC_V2;
-            if magic != MAGIC && !v2 {
-                return Err(LiqError::Checkpoint("not a liqfast model checkpoint (bad magic)".into()));
-            }
+            let v2 = r.magic(MAGIC, &[MAGIC_V3, MAGIC_V2], "model")? == Some(1);
             let params = get_params(&mut r, v2)?;
             let mut model = Model::new(params).map_err(|e| LiqError::Checkpoint(format!("parameters: {e}")))?;
             let nv = r.len(1024)?;
