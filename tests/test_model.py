@@ -4,7 +4,9 @@ bad bars, heatmap replay, checkpoints, evidence, multi-venue aggregation."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
+import msgspec
 import numpy as np
 import pytest
 
@@ -115,6 +117,47 @@ def test_corrupt_checkpoints_are_rejected(cut: int) -> None:
         LiveModel.restore(bytes(blob))
     with pytest.raises(lf.CheckpointError):
         LiveModel.restore(b"\x05\x00")
+
+
+def _with_header(blob: bytes, edit: Any) -> bytes:
+    n = int.from_bytes(blob[:4], "little")
+    head = msgspec.json.decode(blob[4:4 + n])
+    edit(head)
+    raw = msgspec.json.encode(head)
+    return len(raw).to_bytes(4, "little") + raw + blob[4 + n:]
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda h: h["venues"].__setitem__(0, "okx-linear"),  # scale/weights now name another venue
+        lambda h: h["scale"].__setitem__("binance-usdm", -1.0),
+        lambda h: h["scale"].__setitem__("binance-usdm", "x"),
+        lambda h: h["scale"].pop("bybit-linear"),
+        lambda h: h["params"].__setitem__("leverage_mix", [[5.0, 1.0]]),
+        lambda h: h["params"].__setitem__("turnover_per_hour", 0.07),  # not seen in leverage points
+        lambda h: (h["venues"].pop(), h["scale"].pop("bybit-linear"), h["weights"].pop("bybit-linear")),
+        lambda h: h.__setitem__("symbol", "NOPE"),
+        lambda h: h.__setitem__("extra", 1),
+    ],
+)
+def test_checkpoint_headers_that_disagree_with_the_model_are_rejected(edit: Any) -> None:
+    live = LiveModel(["binance-usdm", "bybit-linear"], bar_ms=H, scale={"binance-usdm": 0.5, "bybit-linear": 1.0})
+    live.step("binance-usdm", 0, 100.0, 101.0, 99.0, 100.0, 1e6)
+    blob = live.checkpoint()
+    assert LiveModel.restore(_with_header(blob, lambda h: None)).checkpoint() == blob
+    with pytest.raises(lf.CheckpointError, match="header"):
+        LiveModel.restore(_with_header(blob, edit))
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -0.5])
+def test_scale_and_weights_must_be_finite_and_non_negative(bad: float) -> None:
+    with pytest.raises(lf.InvalidInputError, match="scale"):
+        LiveModel(scale=bad)
+    with pytest.raises(lf.InvalidInputError, match="weights"):
+        LiveModel(weights={"binance-usdm": bad})
+    with pytest.raises(lf.InvalidInputError, match="scale"):
+        replay(synthetic_bars(20, seed=1), scale=bad, grid=None)
 
 
 @pytest.mark.parametrize(

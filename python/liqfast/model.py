@@ -400,6 +400,7 @@ class LiveModel:
             self._core.add_venue(models, since, int(ms))
         self.scale = {v: float(scale[v] if isinstance(scale, Mapping) else scale) for v in self.venues}
         self.weights = {v: float((weights or {}).get(v, 1.0)) for v in self.venues}
+        _check_factors(self.scale, self.weights, InvalidInputError)
         self.feedback = Feedback(self.params.feedback_half_life_hours)
 
     def _scales(self) -> list[float]:
@@ -454,19 +455,68 @@ class LiveModel:
             raise CheckpointError("cannot restore checkpoint: truncated")
         n = int.from_bytes(data[:4], "little")
         try:
-            head = msgspec.json.decode(data[4:4 + n])
-            params = msgspec.convert(head["params"], ModelParams)
-            fb_num, fb_den, fb_last = head["feedback"]
-            symbol, venues, scale, weights = head["symbol"], list(head["venues"]), dict(head["scale"]), dict(head["weights"])
-        except (msgspec.DecodeError, msgspec.ValidationError, KeyError, TypeError, ValueError) as e:
+            head = msgspec.json.decode(data[4:4 + n], type=_Header)
+        except (msgspec.DecodeError, msgspec.ValidationError) as e:
             raise CheckpointError(f"cannot restore checkpoint: bad header ({e})") from None
+        core_bytes = data[4 + n:]
+        core = _core.Model.restore(core_bytes)  # checksummed: raises CheckpointError if corrupt
+        # The JSON header has no checksum of its own: check it against itself and the core.
+        bad = head.check(core, core_bytes)
+        if bad:
+            raise CheckpointError(f"cannot restore checkpoint: header does not match the model ({bad})")
         self = cls.__new__(cls)
-        self.params = params
-        self.symbol, self.venues, self.scale, self.weights = symbol, venues, scale, weights
-        self.feedback = Feedback(params.feedback_half_life_hours)
-        self.feedback.num, self.feedback.den, self.feedback.last_ts = fb_num, fb_den, fb_last
-        self._core = _core.Model.restore(data[4 + n:])
+        self.params = head.params
+        self.symbol, self.venues, self.scale, self.weights = head.symbol, head.venues, head.scale, head.weights
+        self.feedback = Feedback(head.params.feedback_half_life_hours)
+        self.feedback.num, self.feedback.den, self.feedback.last_ts = head.feedback
+        self._core = core
         return self
+
+
+def _check_factors(scale: Mapping[str, float], weights: Mapping[str, float], error: type[Exception]) -> None:
+    for name, d in (("scale", scale), ("weights", weights)):
+        for v, x in d.items():
+            if not (math.isfinite(x) and x >= 0):
+                raise error(f"{name} of {v} must be a finite number >= 0, got {x}")
+
+
+class _Header(msgspec.Struct, forbid_unknown_fields=True):
+    """What a LiveModel checkpoint holds beside the core's bytes."""
+
+    params: ModelParams
+    symbol: str
+    venues: list[str]
+    scale: dict[str, float]
+    weights: dict[str, float]
+    feedback: tuple[float, float, int | None]
+
+    def check(self, core: _core.Model, core_bytes: bytes) -> str | None:
+        """What is inconsistent, or None."""
+        from .venues import venues as known
+
+        if not self.venues or len(set(self.venues)) != len(self.venues) or not set(self.venues) <= set(known()):
+            return f"venues {self.venues}"
+        if set(self.scale) != set(self.venues) or set(self.weights) != set(self.venues):
+            return "scale or weights do not name the model's venues"
+        try:
+            _check_factors(self.scale, self.weights, ValueError)
+            fresh = _core.Model(self.params.to_core())
+            for v in self.venues:
+                margin_models(v, self.symbol)
+        except (ValueError, LookupError) as e:
+            return str(e)
+        num, den, _ = self.feedback
+        if not (math.isfinite(num) and math.isfinite(den)):
+            return "feedback sums"
+        if core.venue_count() != len(self.venues):
+            return f"{len(self.venues)} venues in the header, {core.venue_count()} in the model"
+        # A current-format core checkpoint starts with its magic and parameters, exactly as a
+        # fresh model with the header's parameters writes them (empty: its venue count is
+        # zero, then the checksum). Older formats are laid out differently: only the counts.
+        prefix = fresh.checkpoint()[:-16]
+        if core_bytes[:8] == prefix[:8] and core_bytes[:len(prefix)] != prefix:
+            return "parameters differ from the model's"
+        return None
 
 
 def replay(
