@@ -68,6 +68,13 @@ def test_bad_config() -> None:
         Simulator(SimConfig()).run(10, bar_ms=90_000)
     with pytest.raises(lf.UnknownVenueError):
         Simulator(SimConfig(), venues={"nope": 1.0})
+    # Settings that used to panic (a NaN cascade) or exhaust memory (a day-long step's flow).
+    with pytest.raises(lf.InvalidInputError, match="impact"):
+        Simulator(SimConfig(impact=1e9))
+    with pytest.raises(lf.InvalidInputError, match="step_ms"):
+        Simulator(SimConfig(step_ms=10**12))
+    big = Simulator(SimConfig(), venues={"binance-usdm": 1e308})
+    assert big.run(3).bars["binance-usdm"].oi_close_usd[-1] > 0
 
 
 @pytest.mark.slow

@@ -117,8 +117,14 @@ impl Default for SimConfig {
 impl SimConfig {
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(LiqError::Invalid(m));
-        if self.step_ms <= 0 {
-            return bad(format!("step_ms must be > 0, got {}", self.step_ms));
+        // A step is the simulator's time resolution (bars gather steps); beyond a day its
+        // price and flow per step stop meaning anything.
+        if !(1..=86_400_000).contains(&self.step_ms) {
+            return bad(format!("step_ms must be in 1..=86400000 (one day), got {}", self.step_ms));
+        }
+        // Beyond this a single liquidation moves the price by many times itself.
+        if !(self.impact <= 10.0) {
+            return bad(format!("impact must be <= 10, got {}", self.impact));
         }
         for (name, v) in [
             ("start_price", self.start_price),
@@ -224,6 +230,9 @@ impl Simulator {
             return Err(LiqError::Invalid("the simulator needs venues with positive weights".into()));
         }
         let wsum: f64 = venues.iter().map(|v| v.1).sum();
+        if !wsum.is_finite() {
+            return Err(LiqError::Invalid("the venues' weights must sum to a finite number".into()));
+        }
         let taus = (0..BANDS)
             .map(|b| {
                 (cfg.turnover_per_hour * (band_leverage(b) / 10.0).powf(cfg.turnover_leverage_exponent)).clamp(0.0, 1.0)
@@ -237,7 +246,8 @@ impl Simulator {
             ts: cfg.start_ms,
             books: (0..n).map(|_| Book::new(BANDS)).collect(),
             weights: venues.iter().map(|v| v.1 / wsum).collect(),
-            oi_target: venues.iter().map(|v| cfg.start_oi_usd * v.1 / wsum).collect(),
+            // (Share first: `start_oi · w` may overflow where `w / Σw` cannot.)
+            oi_target: venues.iter().map(|v| cfg.start_oi_usd * (v.1 / wsum)).collect(),
             models: venues.into_iter().map(|v| v.0).collect(),
             taus,
             mix_total,
@@ -290,9 +300,18 @@ impl Simulator {
             let mut left = usd[s];
             // Sizes are capped so a step's flow is split into a bounded number of positions.
             let cap = (usd[s] / max_positions as f64).max(self.cfg.size_median_usd);
+            // The count is bounded outright too: a flow far above the median size (a huge
+            // open interest, a tiny median) would ask for billions of positions. Then every
+            // size is scaled up so the expected count is `budget`, each with its own leverage,
+            // and should the draws still run long, the last position takes what is left.
+            let budget = (4 * max_positions).max(50_000);
+            let mean = self.cfg.size_median_usd * (0.5 * self.cfg.size_sigma * self.cfg.size_sigma).exp();
+            let factor = (usd[s] / (mean * budget as f64)).max(1.0);
+            let mut count = 0;
             while left > 0.0 {
-                let size =
-                    (self.cfg.size_median_usd * (self.cfg.size_sigma * self.rng.normal()).exp()).min(cap).min(left);
+                count += 1;
+                let drawn = self.cfg.size_median_usd * (self.cfg.size_sigma * self.rng.normal()).exp();
+                let size = if count >= 2 * budget { left } else { (drawn.min(cap) * factor).min(left) };
                 left -= size;
                 // Entry: one of the step's prices, by weight.
                 let mut u = self.rng.uniform() * wsum;
@@ -366,8 +385,9 @@ impl Simulator {
             if net == 0.0 || oi <= 0.0 {
                 break;
             }
-            let push = (-cfg.impact * net / oi).clamp(-limit - cascade, limit - cascade);
-            if push == 0.0 {
+            // (max/min rather than clamp: a NaN push must end the cascade, not panic.)
+            let push = (-cfg.impact * net / oi).max(-limit - cascade).min(limit - cascade);
+            if push == 0.0 || !push.is_finite() {
                 break;
             }
             cascade += push;
@@ -587,6 +607,38 @@ mod tests {
                 || c.open_ms == st.ts_ms));
         }
         assert!(seen > 50, "{seen}");
+    }
+
+    #[test]
+    fn settings_that_cannot_be_simulated_are_refused() {
+        let ok = SimConfig::default();
+        for bad in [
+            SimConfig { step_ms: 86_400_001, ..ok.clone() },
+            SimConfig { step_ms: 0, ..ok.clone() },
+            SimConfig { impact: 11.0, ..ok.clone() },
+            SimConfig { impact: f64::NAN, ..ok.clone() },
+        ] {
+            assert!(matches!(bad.validate(), Err(LiqError::Invalid(_))), "{bad:?}");
+        }
+        assert!(SimConfig { impact: 10.0, step_ms: 86_400_000, ..ok }.validate().is_ok());
+    }
+
+    #[test]
+    fn a_huge_flow_opens_a_bounded_number_of_positions() {
+        let mut s = sim(5, 0.0);
+        let before = s.books[0].cohorts().count();
+        let mut trades = Vec::new();
+        // 1e15 USD at a 10k median size would be 1e11 positions a side.
+        s.open_flow(0, [1e15, 1e15], &[(90_000.0, 1.0)], 100, &mut trades);
+        let opened = s.books[0].cohorts().count() - before;
+        assert!(opened <= 2 * 2 * 50_000, "{opened}");
+        let (l, sh) = (s.books[0].side_usd(LONG), s.books[0].side_usd(SHORT));
+        assert!(l >= 1e15 && sh >= 1e15 && l < 1.01e15, "{l} {sh}");
+        // Weights near the largest float still give a finite open interest.
+        let f = venue("binance-usdm").unwrap().current();
+        let m = MarginModel::new(f.rules, 1.0, 0.0, TierTable::flat(0.004, 0.0, 125.0)).unwrap();
+        let big = Simulator::new(SimConfig { start_oi_usd: 2e7, ..SimConfig::default() }, vec![(m, 1e308)]).unwrap();
+        assert!((big.books[0].side_usd(LONG) - 2e7).abs() < 1e3);
     }
 
     #[test]
