@@ -137,7 +137,10 @@ def test_heatmap_errors() -> None:
 @pytest.mark.parametrize(
     "args,words",
     [((10, 5, 1), "must be above lo"), ((0, 5, 0), "step must be > 0"), ((math.nan, 5, 1), "finite"),
-     ((-1, 5, 1), "lo must be >= 0"), ((0, 1e9, 1), "limit is 1000000")],
+     ((-1, 5, 1), "lo must be >= 0"), ((0, 1e9, 1), "limit is 1000000"),
+     # (hi − lo)/step overflows, or the step vanishes in lo's precision: not a 1-bucket grid.
+     ((0, 1e300, 1e-10), "too small for the range"), ((0, 1, 5e-324), "too small for the range"),
+     ((1e20, 1e20 + 1e6, 1.0), "too small for the range")],
 )
 def test_grid_errors(args: tuple, words: str) -> None:
     with pytest.raises(lf.GridError, match=words):
@@ -147,8 +150,32 @@ def test_grid_errors(args: tuple, words: str) -> None:
 def test_grid_helper_errors() -> None:
     with pytest.raises(lf.GridError):
         lf.grid_step(0)
+    with pytest.raises(lf.GridError, match="outside the range"):
+        lf.grid_step(5e-324)  # used to return a step of 0
     with pytest.raises(lf.InvalidInputError):
         lf.grid_around(100, span=2)
+    for step in (0, -1.0, math.nan, "1"):
+        with pytest.raises(lf.GridError, match="grid step"):
+            lf.grid_around(100, step=step)  # type: ignore[arg-type]
+
+
+def test_batch_side_lists_take_only_plus_or_minus_one() -> None:
+    e, q, s, l = arrays()
+    good = lf.liquidation_prices("binance-usdm", s, e, q, leverage=l)
+    as_list = [float(x) if i % 2 else ("long" if x > 0 else "short") for i, x in enumerate(s)]
+    assert np.array_equal(lf.liquidation_prices("binance-usdm", as_list, e, q, leverage=l), good)
+    for bad in (1.9, -1.5, 300, True, 0, None):
+        side = [int(x) for x in s]
+        side[3] = bad  # type: ignore[call-overload]
+        with pytest.raises(lf.InvalidInputError, match=r"side\[3\]"):
+            lf.liquidation_prices("binance-usdm", side, e, q, leverage=l)
+
+
+@pytest.mark.parametrize("ref", [math.nan, math.inf, -1.0, 0.0, "x"])
+def test_map_reference_price_must_be_a_price(ref: object) -> None:
+    e, q, s, l = arrays()
+    with pytest.raises(lf.InvalidInputError, match="ref_price"):
+        lf.liquidation_map(e, q, s, l, lf.grid_around(60_000), ref_price=ref)  # type: ignore[arg-type]
 
 
 def test_state_not_corrupted_by_errors() -> None:

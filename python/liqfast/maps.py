@@ -15,6 +15,7 @@ errors: their liquidation price is NaN and maps count them under ``totals["never
 from __future__ import annotations
 
 import datetime as _dt
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -22,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _core
-from .errors import InvalidArrayError, InvalidInputError
+from .errors import GridError, InvalidArrayError, InvalidInputError
 from .tiers import TierTable
 from .venues import instrument, margin_model, margin_models, to_epoch_ms
 
@@ -127,7 +128,15 @@ def _f64(x: Any) -> Any:
 
 def _side_array(side: Any) -> Any:
     if isinstance(side, list | tuple):
-        return np.asarray([_side_value(s) for s in side], dtype=np.int8)
+        # Each element as the scalar call takes it ("long", +1, ...): 1.9 or 300 is an error,
+        # not a truncated or wrapped int8.
+        out = np.empty(len(side), dtype=np.int8)
+        for i, s in enumerate(side):
+            try:
+                out[i] = _side_value(s)
+            except InvalidInputError as e:
+                raise InvalidInputError(f"side[{i}]: {e}") from None
+        return out
     if isinstance(side, str | int):
         raise InvalidArrayError("side must be an int8 array of +1/-1 in batch calls")
     return side
@@ -139,6 +148,9 @@ def _side_value(s: Any) -> int:
         if v is None:
             raise InvalidInputError(f"side must be 'long'/'short' or +1/-1, got {s!r}")
         return v
+    # Exactly ±1 (an int, a float or a numpy number); bools and 1.9 are not sides.
+    if isinstance(s, bool) or not isinstance(s, int | float | np.integer | np.floating) or s not in (1, -1):
+        raise InvalidInputError(f"side must be 'long'/'short' or +1/-1, got {s!r}")
     return int(s)
 
 
@@ -284,6 +296,8 @@ def liquidation_map(
     mean_entry = float(totals.pop("mean_entry"))
     if ref_price is None:
         ref_price = mean_entry if len(entry) else float(grid.lo + grid.hi) / 2
+    elif not (isinstance(ref_price, int | float) and math.isfinite(ref_price) and ref_price > 0):
+        raise InvalidInputError(f"ref_price must be a finite price > 0, got {ref_price!r}")
     long_cum, short_cum = cumulative_from(grid, long, short, ref_price)
     return LiquidationMap(grid, long, short, float(ref_price), long_cum, short_cum, totals)
 
@@ -390,6 +404,8 @@ def grid_around(
     if not 0 < span < 1:
         raise InvalidInputError(f"span must be in (0, 1), got {span}")
     step = step if step is not None else grid_step(price, venue=venue, symbol=symbol)
+    if not (isinstance(step, int | float) and math.isfinite(step) and step > 0):
+        raise GridError(f"grid step must be a finite number > 0, got {step!r}")
     lo = np.floor(price * (1 - span) / step) * step
     hi = np.ceil(price * (1 + span) / step) * step
     return _core.PriceGrid(float(lo), float(hi), float(step))

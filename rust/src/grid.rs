@@ -38,6 +38,13 @@ impl PriceGrid {
             return Err(LiqError::Grid(format!("grid step must be > 0, got {step}")));
         }
         let span = (hi - lo) / step;
+        // An infinite span (a step far below the range) must not fall through the NaN below
+        // into a one-bucket grid; a step lost in lo's rounding would make every edge equal.
+        if !span.is_finite() || lo + step == lo || hi - step == hi {
+            return Err(LiqError::Grid(format!(
+                "grid step {step:?} is too small for the range [{lo:?}, {hi:?}] (use a larger step)"
+            )));
+        }
         // Tolerate representation error so that e.g. (0.3 - 0.0) / 0.1 gives 3 buckets, not 4.
         let n = (span - 1e-9 * span.max(1.0)).ceil().max(1.0);
         if n > MAX_BUCKETS as f64 {
@@ -113,6 +120,10 @@ pub fn auto_step(price: f64, tick: f64) -> Result<f64> {
     if !(tick.is_finite() && tick >= 0.0) {
         return Err(LiqError::Grid(format!("tick size must be finite and >= 0, got {tick}")));
     }
+    // (Below about 1e-300 the step's decade underflows to 0 or a subnormal.)
+    if price < 1e-290 || price > 1e300 {
+        return Err(LiqError::Grid(format!("price {price:?} is outside the range a grid step can be picked for")));
+    }
     let raw = price * 0.0005;
     let decade = 10f64.powf(raw.log10().floor());
     let mut best = decade;
@@ -162,5 +173,17 @@ mod tests {
         assert_eq!(auto_step(0.16, 0.00001).unwrap(), 0.0001);
         assert_eq!(auto_step(0.16, 0.001).unwrap(), 0.001);
         assert!(auto_step(0.0, 0.1).is_err());
+        assert!(auto_step(5e-324, 0.0).is_err() && auto_step(1e308, 0.0).is_err());
+        assert!(auto_step(1e-280, 0.0).unwrap() > 0.0);
+    }
+
+    #[test]
+    fn steps_too_small_for_the_range_are_refused() {
+        // (hi − lo)/step overflows: this used to give a one-bucket grid.
+        assert!(matches!(PriceGrid::new(0.0, 1e300, 1e-10), Err(LiqError::Grid(_))));
+        assert!(matches!(PriceGrid::new(0.0, 1.0, 5e-324), Err(LiqError::Grid(_))));
+        // The step vanishes in lo's precision.
+        assert!(matches!(PriceGrid::new(1e20, 1e20 + 1e6, 1.0), Err(LiqError::Grid(_))));
+        assert_eq!(PriceGrid::new(0.0, 1.0, 0.25).unwrap().len(), 4);
     }
 }
