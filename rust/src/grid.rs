@@ -121,7 +121,7 @@ pub fn auto_step(price: f64, tick: f64) -> Result<f64> {
         return Err(LiqError::Grid(format!("tick size must be finite and >= 0, got {tick}")));
     }
     // (Below about 1e-300 the step's decade underflows to 0 or a subnormal.)
-    if price < 1e-290 || price > 1e300 {
+    if !(1e-290..=1e300).contains(&price) {
         return Err(LiqError::Grid(format!("price {price:?} is outside the range a grid step can be picked for")));
     }
     let raw = price * 0.0005;
