@@ -82,6 +82,11 @@ def _top_k(n: int) -> int:
     return max(1, math.ceil(0.1 * n))
 
 
+def _hits(pred: F64, real: F64, k: int) -> int:
+    """Bars among the ``k`` largest realized that are also among the ``k`` largest predicted."""
+    return len(set(_top(real, k).tolist()) & set(_top(pred, k).tolist()))
+
+
 def score(pred: F64, real: F64) -> Score:
     """Scores of one predictor against realized USD on the same bars."""
     if pred.shape != real.shape:
@@ -90,8 +95,8 @@ def score(pred: F64, real: F64) -> Score:
     if n == 0:
         return Score(math.nan, math.nan, math.nan, math.nan)
     k = _top_k(n)
-    top_real, top_pred = set(_top(real, k).tolist()), _top(pred, k)
-    hits = len(top_real & set(top_pred.tolist()))
+    hits = _hits(pred, real, k)
+    top_pred = _top(pred, k)
     total = real.sum()
     capture = float(real[top_pred].sum() / total) if total > 0 else math.nan
     ratio = float(pred.sum() / total) if total > 0 else math.nan
@@ -130,7 +135,7 @@ def intervals(
         p, y = pred[idx], real[idx]
         rho[r] = spearman(p, y)
         # Positions in the resample, so a bar drawn twice counts as two bars, as it is scored.
-        hit[r] = len(set(_top(y, k).tolist()) & set(_top(p, k).tolist())) / k
+        hit[r] = _hits(p, y, k) / k
     q = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
 
     def span(v: F64) -> list[float]:

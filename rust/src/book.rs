@@ -900,8 +900,8 @@ pub(crate) struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
     /// The bytes carry the checksum of earlier versions ([`fnv1a`]), which only their magics
-    /// may use: a current magic with it is a corrupt checkpoint.
-    pub(crate) legacy: bool,
+    /// may use: a current magic with it is a corrupt checkpoint (see [`Reader::magic`]).
+    legacy: bool,
 }
 
 impl<'a> Reader<'a> {

@@ -298,9 +298,10 @@ impl Simulator {
         let mut cohorts = Vec::new();
         for (s, side) in [(LONG, 1i8), (SHORT, -1i8)] {
             let mut left = usd[s];
-            // Sizes are capped so a step's flow is split into a bounded number of positions.
+            // No single draw takes more than a `1/max_positions` share of the flow (or the
+            // median size, if larger).
             let cap = (usd[s] / max_positions as f64).max(self.cfg.size_median_usd);
-            // The count is bounded outright too: a flow far above the median size (a huge
+            // That caps sizes but not their count: a flow far above the median size (a huge
             // open interest, a tiny median) would ask for billions of positions. Then every
             // size is scaled up so the expected count is `budget`, each with its own leverage,
             // and should the draws still run long, the last position takes what is left.
