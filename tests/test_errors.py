@@ -68,7 +68,7 @@ def test_errors_are_also_builtin_kinds() -> None:
         (lambda e, q, s, l: (e.reshape(2, 5), q, s, l), lf.InvalidArrayError, "got a 2-D"),
         (lambda e, q, s, l: (np.repeat(e, 2)[::2], q, s, l), lf.InvalidArrayError, "C-contiguous"),
         (lambda e, q, s, l: (e[:9], q, s, l), lf.InvalidArrayError, "qty has 10 rows but entry has 9"),
-        (lambda e, q, s, l: (e, q, s, l[:3]), lf.InvalidArrayError, "margin has 3 rows"),
+        (lambda e, q, s, l: (e, q, s, l[:3]), lf.InvalidArrayError, "leverage has 3 rows but entry has 10"),
         (lambda e, q, s, l: (e, q, s.byteswap().view(s.dtype.newbyteorder()), l), None, None),
         (lambda e, q, s, l: (e.astype(">f8"), q, s, l), lf.InvalidArrayError, "float64"),
         (lambda e, q, s, l: ("60000", q, s, l), lf.InvalidArrayError, "numpy float64 array"),
@@ -201,3 +201,18 @@ def test_margin_model_construction_errors() -> None:
         _core.MarginModel("binance-usdm", "standard", 1.0, 0.0, "quote", [(0, 10, 0.01, 0, 10), (11, math.inf, 0.02, 0, 5)])
     with pytest.raises(lf.InvalidInputError, match="contract_size must be finite and > 0"):
         _core.MarginModel("binance-usdm", "standard", 0.0, 0.0, "quote", [(0, math.inf, 0.01, 0, 10)])
+
+
+# --- Review findings: wrong numbers, raw exceptions -------------------------------------
+
+
+def test_messages_print_numbers_as_they_are() -> None:
+    e, q, s, l = arrays(3)
+    with pytest.raises(lf.InvalidPositionError, match=r"time_index must be in \[0, n_times\), got 4611686018427387905$"):
+        lf.liquidation_heatmap(e, q, s, l, np.array([0, 0, 2**62 + 1], dtype=np.int64), 3, lf.grid_around(60_000))
+    with pytest.raises(lf.InvalidPositionError, match=r"entry must be > 0, got -1e300$"):
+        lf.liquidation_price("binance-usdm", "long", -1e300, 1, leverage=10)
+    with pytest.raises(lf.GridError, match=r"grid hi \(1e299\) must be above lo \(1e300\)"):
+        lf.PriceGrid(1e300, 1e299, 1)
+    with pytest.raises(lf.InvalidArrayError, match="leverage has 1 rows but entry has 3"):
+        lf.liquidation_prices("binance-usdm", s, e, q, leverage=l[:1])

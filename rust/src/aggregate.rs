@@ -76,8 +76,12 @@ impl Positions<'_> {
     /// All columns must have the same length.
     pub fn check_lengths(&self) -> Result<()> {
         let n = self.entry.len();
+        let margin = match self.margin_kind {
+            MarginKind::Leverage => "leverage",
+            MarginKind::Amount => "margin",
+        };
         let mut cols =
-            vec![("qty", Some(self.qty.len())), ("side", Some(self.side.len())), ("margin", self.margin.len())];
+            vec![("qty", Some(self.qty.len())), ("side", Some(self.side.len())), (margin, self.margin.len())];
         if let Some(t) = &self.open_time {
             cols.push(("open_time", t.len()));
         }
@@ -551,7 +555,7 @@ fn accumulate(
         let (p, model) = row_price(pos, models, i)?;
         let t = time.get(i);
         if t < 0 || t as u64 >= b.rows as u64 {
-            return Err(LiqError::at(i, Problem::OutOfRange(Field::TimeIndex, t as f64, "in [0, n_times)")));
+            return Err(LiqError::at(i, Problem::IntOutOfRange(Field::TimeIndex, t, "in [0, n_times)")));
         }
         let s = usize::from(pos.side[i] < 0);
         if p.is_nan() {

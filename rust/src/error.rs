@@ -37,6 +37,8 @@ pub enum Problem {
     Negative(Field, f64),
     /// Outside its allowed range (message says which).
     OutOfRange(Field, f64, &'static str),
+    /// An integer outside its allowed range (printed as the integer it is).
+    IntOutOfRange(Field, i64, &'static str),
     /// Side other than +1 / -1.
     BadSide(i64),
     /// The posted margin does not cover maintenance at the entry price: the exchange would
@@ -46,25 +48,45 @@ pub enum Problem {
     LeverageTooHigh { leverage: f64, max_leverage: f64, tier: usize },
 }
 
+/// A float as messages show it: as Rust displays it, but in exponent form when very large or
+/// very small (`1e300`, not 301 digits).
+#[derive(Clone, Copy, Debug)]
+pub struct Num(pub f64);
+
+impl fmt::Display for Num {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let a = self.0.abs();
+        if a.is_finite() && a != 0.0 && !(1e-5..1e16).contains(&a) {
+            write!(f, "{:e}", self.0)
+        } else {
+            write!(f, "{}", self.0)
+        }
+    }
+}
+
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Problem::NotFinite(field, v) => write!(f, "{} must be finite, got {v}", field.name()),
-            Problem::NotPositive(field, v) => write!(f, "{} must be > 0, got {v}", field.name()),
-            Problem::Negative(field, v) => write!(f, "{} must be >= 0, got {v}", field.name()),
+            Problem::NotFinite(field, v) => write!(f, "{} must be finite, got {}", field.name(), Num(*v)),
+            Problem::NotPositive(field, v) => write!(f, "{} must be > 0, got {}", field.name(), Num(*v)),
+            Problem::Negative(field, v) => write!(f, "{} must be >= 0, got {}", field.name(), Num(*v)),
             Problem::OutOfRange(field, v, range) => {
-                write!(f, "{} must be {range}, got {v}", field.name())
+                write!(f, "{} must be {range}, got {}", field.name(), Num(*v))
             }
+            Problem::IntOutOfRange(field, v, range) => write!(f, "{} must be {range}, got {v}", field.name()),
             Problem::BadSide(v) => write!(f, "side must be +1 (long) or -1 (short), got {v}"),
             Problem::BelowMaintenanceAtEntry { margin, maintenance } => write!(
                 f,
-                "margin {margin} does not cover the maintenance margin {maintenance} at the entry \
-                 price (the position would be liquidated on opening)"
+                "margin {} does not cover the maintenance margin {} at the entry price (the \
+                 position would be liquidated on opening)",
+                Num(*margin),
+                Num(*maintenance)
             ),
             Problem::LeverageTooHigh { leverage, max_leverage, tier } => write!(
                 f,
-                "leverage {leverage} exceeds the maximum {max_leverage} of tier {} at the entry \
-                 notional",
+                "leverage {} exceeds the maximum {} of tier {} at the entry notional",
+                Num(*leverage),
+                Num(*max_leverage),
                 tier + 1
             ),
         }

@@ -1,6 +1,6 @@
 //! Uniform price grids: bucket `k` holds prices in `[lo + k·step, lo + (k+1)·step)`.
 
-use crate::error::{LiqError, Result};
+use crate::error::{LiqError, Num, Result};
 
 /// Largest number of price buckets a grid may have.
 pub const MAX_BUCKETS: usize = 1_000_000;
@@ -26,16 +26,21 @@ impl PriceGrid {
     /// `hi` so that every bucket has the same width).
     pub fn new(lo: f64, hi: f64, step: f64) -> Result<Self> {
         if !(lo.is_finite() && hi.is_finite() && step.is_finite()) {
-            return Err(LiqError::Grid(format!("grid bounds must be finite, got lo={lo}, hi={hi}, step={step}")));
+            return Err(LiqError::Grid(format!(
+                "grid bounds must be finite, got lo={}, hi={}, step={}",
+                Num(lo),
+                Num(hi),
+                Num(step)
+            )));
         }
         if lo < 0.0 {
-            return Err(LiqError::Grid(format!("grid lo must be >= 0, got {lo}")));
+            return Err(LiqError::Grid(format!("grid lo must be >= 0, got {}", Num(lo))));
         }
         if hi <= lo {
-            return Err(LiqError::Grid(format!("grid hi ({hi}) must be above lo ({lo})")));
+            return Err(LiqError::Grid(format!("grid hi ({}) must be above lo ({})", Num(hi), Num(lo))));
         }
         if step <= 0.0 {
-            return Err(LiqError::Grid(format!("grid step must be > 0, got {step}")));
+            return Err(LiqError::Grid(format!("grid step must be > 0, got {}", Num(step))));
         }
         let span = (hi - lo) / step;
         // An infinite span (a step far below the range) must not fall through the NaN below
@@ -115,10 +120,10 @@ impl PriceGrid {
 /// 1, 2, 2.5 or 5 times a power of ten, and a whole multiple of the tick size.
 pub fn auto_step(price: f64, tick: f64) -> Result<f64> {
     if !(price.is_finite() && price > 0.0) {
-        return Err(LiqError::Grid(format!("price must be finite and > 0, got {price}")));
+        return Err(LiqError::Grid(format!("price must be finite and > 0, got {}", Num(price))));
     }
     if !(tick.is_finite() && tick >= 0.0) {
-        return Err(LiqError::Grid(format!("tick size must be finite and >= 0, got {tick}")));
+        return Err(LiqError::Grid(format!("tick size must be finite and >= 0, got {}", Num(tick))));
     }
     // (Below about 1e-300 the step's decade underflows to 0 or a subnormal.)
     if !(1e-290..=1e300).contains(&price) {

@@ -15,7 +15,7 @@
 //! into `c`; Bybit's fee-to-close at the bankruptcy price is another constant in `c`.
 //! The tier is the one at the liquidation price, found by walking from the entry tier.
 
-use crate::error::{Field, LiqError, Problem, Result};
+use crate::error::{Field, LiqError, Num, Problem, Result};
 use crate::tiers::{TierTable, TierUnit};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -120,7 +120,7 @@ impl MarginModel {
             return Err(LiqError::Invalid(format!("contract_size must be finite and > 0, got {contract_size}")));
         }
         if !(fee_rate.is_finite() && (0.0..0.1).contains(&fee_rate)) {
-            return Err(LiqError::Invalid(format!("fee_rate must be in [0, 0.1), got {fee_rate}")));
+            return Err(LiqError::Invalid(format!("fee_rate must be in [0, 0.1), got {}", Num(fee_rate))));
         }
         Ok(Self::build(rules, contract_size, fee_rate, table, false))
     }
@@ -173,7 +173,7 @@ impl MarginModel {
             None => self.table.tiers()[self.table.index_of(size_hint)].mmr,
         };
         if !(mmr.is_finite() && (0.0..1.0).contains(&mmr)) {
-            return Err(LiqError::Invalid(format!("mmr must be in [0, 1), got {mmr}")));
+            return Err(LiqError::Invalid(format!("mmr must be in [0, 1), got {}", Num(mmr))));
         }
         let maint = maint_amount.unwrap_or(0.0);
         if !maint.is_finite() {
