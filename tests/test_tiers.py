@@ -243,3 +243,32 @@ def test_refresh_from_loopback_exchange() -> None:
 
     asyncio.run(run())
 
+
+
+@pytest.mark.parametrize(
+    "rows,words",
+    [
+        ([(100, None, 0.01, 0, 10)], "tier 1 floor must be 0"),
+        ([(0, None, 0.01, -5, 10)], "maint_amount must be finite and >= 0"),
+        ([(0, None, 0.01, math.inf, 10)], "maint_amount must be finite and >= 0"),
+        ([(0, 10, 0.01, 0, 10), (10, None, 0.02, -1, 10)], "tier 2 maint_amount"),
+    ],
+)
+def test_tables_python_and_rust_agree_on(rows: list, words: str) -> None:
+    # The first floor is 0 and deductions are finite and >= 0, in Python and in the core.
+    with pytest.raises(lf.InvalidTierTableError, match=words):
+        lf.TierTable.from_rows("binance-usdm", "BTCUSDT", "quote", rows)
+    core_rows = [(r[0], math.inf if r[1] is None else r[1], *r[2:]) for r in rows]
+    with pytest.raises(lf.InvalidTierTableError, match=words.replace("tier 1 floor", "tier 1: floor").replace("tier 2 maint", "tier 2: maint")):
+        lf._core.MarginModel("binance-usdm", "standard", 1.0, 0.0, "quote", core_rows)
+
+
+def test_payloads_go_through_the_same_rules() -> None:
+    okx = json.loads(json.dumps(OKX))
+    okx["data"][0]["minSz"] = "5"
+    with pytest.raises(lf.InvalidTierTableError, match="tier 1 floor must be 0"):
+        tiers.from_payload("okx-linear", "BTC-USDT-SWAP", okx)
+    gate = json.loads(json.dumps(GATE))
+    gate[1]["deduction"] = "-2500"
+    with pytest.raises(lf.InvalidTierTableError, match="tier 2 maint_amount must be finite and >= 0"):
+        tiers.from_payload("gate-linear", "BTC_USDT", gate)

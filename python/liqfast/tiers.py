@@ -147,7 +147,8 @@ def _table(
 
 
 def check_table(table: TierTable) -> None:
-    """Raise InvalidTierTableError unless the table is usable (the Rust core re-checks)."""
+    """Raise InvalidTierTableError unless the table is usable. The rules are the Rust core's
+    (``TierTable::new``, which re-checks), so a table this accepts always builds a model."""
     where = f"{table.venue} {table.symbol}"
     if table.unit not in ("quote", "base", "contracts"):
         raise InvalidTierTableError(f"{where}: unit must be quote, base or contracts, got {table.unit!r}")
@@ -159,18 +160,26 @@ def check_table(table: TierTable) -> None:
             raise InvalidTierTableError(f"{where}: tier {n} mmr must be in [0, 1), got {t.mmr}")
         if t.floor < 0 or not math.isfinite(t.floor):
             raise InvalidTierTableError(f"{where}: tier {n} floor must be finite and >= 0, got {t.floor}")
+        # Every venue starts at 0; smaller sizes would land in tier 1 anyway, and a deduction
+        # derived from a higher first floor would be wrong.
+        if k == 0 and t.floor != 0:
+            raise InvalidTierTableError(f"{where}: tier 1 floor must be 0, got {t.floor}")
         if t.cap is not None and not t.cap > t.floor:
             raise InvalidTierTableError(f"{where}: tier {n} cap {t.cap} must be above floor {t.floor}")
         if not t.max_leverage > 0:
             raise InvalidTierTableError(f"{where}: tier {n} max_leverage must be > 0, got {t.max_leverage}")
         if k:
             prev = table.tiers[k - 1]
-            if prev.cap is None or not math.isclose(t.floor, prev.cap, rel_tol=1e-9, abs_tol=1e-12):
+            if prev.cap is None or abs(t.floor - prev.cap) > 1e-9 * max(abs(prev.cap), 1.0):
                 raise InvalidTierTableError(
                     f"{where}: tier {n} floor {t.floor} does not continue tier {k} cap {prev.cap}"
                 )
             if t.mmr < prev.mmr:
                 raise InvalidTierTableError(f"{where}: tier {n} mmr {t.mmr} is below tier {k}'s {prev.mmr}")
+        # A negative deduction would add maintenance; no venue publishes one. (After the rate
+        # order: a derived deduction only turns negative where a rate decreases.)
+        if not (math.isfinite(t.maint_amount) and t.maint_amount >= 0):
+            raise InvalidTierTableError(f"{where}: tier {n} maint_amount must be finite and >= 0, got {t.maint_amount}")
 
 
 # --------------------------------------------------------------------------------------------

@@ -176,8 +176,9 @@ impl MarginModel {
             return Err(LiqError::Invalid(format!("mmr must be in [0, 1), got {}", Num(mmr))));
         }
         let maint = maint_amount.unwrap_or(0.0);
-        if !maint.is_finite() {
-            return Err(LiqError::Invalid(format!("maint_amount must be finite, got {maint}")));
+        // As in tier tables: a negative deduction would add maintenance.
+        if !(maint.is_finite() && maint >= 0.0) {
+            return Err(LiqError::Invalid(format!("maint_amount must be finite and >= 0, got {}", Num(maint))));
         }
         let mut rules = self.rules;
         if maint_amount.is_some() {

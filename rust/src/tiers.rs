@@ -2,7 +2,7 @@
 //! "position tiers", ...). The numbers are data loaded at run time; this module only holds
 //! and validates them.
 
-use crate::error::{LiqError, Result};
+use crate::error::{LiqError, Num, Result};
 
 /// What a tier's `floor`/`cap` measure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,8 +57,9 @@ pub struct TierTable {
 }
 
 impl TierTable {
-    /// Validate and build a table. Tiers must be contiguous (each floor equals the previous
-    /// cap), ordered, with rates in `[0, 1)` that never decrease and positive max leverage.
+    /// Validate and build a table. Tiers must start at 0 and be contiguous (each floor equals
+    /// the previous cap), ordered, with rates in `[0, 1)` that never decrease, deductions that
+    /// are finite and >= 0, and positive max leverage.
     pub fn new(unit: TierUnit, tiers: Vec<Tier>) -> Result<Self> {
         if tiers.is_empty() {
             return Err(LiqError::Tiers("tier table is empty".into()));
@@ -66,19 +67,28 @@ impl TierTable {
         for (k, t) in tiers.iter().enumerate() {
             let n = k + 1;
             if !(t.floor.is_finite() && t.floor >= 0.0) {
-                return Err(LiqError::Tiers(format!("tier {n}: floor must be finite and >= 0, got {}", t.floor)));
+                return Err(LiqError::Tiers(format!("tier {n}: floor must be finite and >= 0, got {}", Num(t.floor))));
             }
             if t.cap.is_nan() || t.cap <= t.floor {
-                return Err(LiqError::Tiers(format!("tier {n}: cap {} must be above floor {}", t.cap, t.floor)));
+                return Err(LiqError::Tiers(format!(
+                    "tier {n}: cap {} must be above floor {}",
+                    Num(t.cap),
+                    Num(t.floor)
+                )));
             }
             if !(t.mmr.is_finite() && (0.0..1.0).contains(&t.mmr)) {
-                return Err(LiqError::Tiers(format!("tier {n}: mmr must be in [0, 1), got {}", t.mmr)));
-            }
-            if !t.maint_amount.is_finite() {
-                return Err(LiqError::Tiers(format!("tier {n}: maint_amount must be finite, got {}", t.maint_amount)));
+                return Err(LiqError::Tiers(format!("tier {n}: mmr must be in [0, 1), got {}", Num(t.mmr))));
             }
             if !(t.max_leverage.is_finite() && t.max_leverage > 0.0) && t.max_leverage != f64::INFINITY {
-                return Err(LiqError::Tiers(format!("tier {n}: max_leverage must be > 0, got {}", t.max_leverage)));
+                return Err(LiqError::Tiers(format!(
+                    "tier {n}: max_leverage must be > 0, got {}",
+                    Num(t.max_leverage)
+                )));
+            }
+            // Sizes below the first floor would still land in the first tier (`index_of`), and a
+            // deduction derived from a floor above 0 would be wrong: every venue starts at 0.
+            if k == 0 && t.floor != 0.0 {
+                return Err(LiqError::Tiers(format!("tier 1: floor must be 0, got {}", Num(t.floor))));
             }
             if k > 0 {
                 let prev = &tiers[k - 1];
@@ -86,15 +96,26 @@ impl TierTable {
                 if (t.floor - prev.cap).abs() > tol {
                     return Err(LiqError::Tiers(format!(
                         "tier {n}: floor {} does not continue tier {k}'s cap {} (tiers must be contiguous and ordered)",
-                        t.floor, prev.cap
+                        Num(t.floor),
+                        Num(prev.cap)
                     )));
                 }
                 if t.mmr < prev.mmr {
                     return Err(LiqError::Tiers(format!(
                         "tier {n}: mmr {} is below tier {k}'s {} (rates must not decrease)",
-                        t.mmr, prev.mmr
+                        Num(t.mmr),
+                        Num(prev.mmr)
                     )));
                 }
+            }
+            // A negative deduction would add maintenance (no venue publishes one); venues'
+            // deductions, and those derived for continuity from rates that do not decrease,
+            // are >= 0.
+            if !(t.maint_amount.is_finite() && t.maint_amount >= 0.0) {
+                return Err(LiqError::Tiers(format!(
+                    "tier {n}: maint_amount must be finite and >= 0, got {}",
+                    Num(t.maint_amount)
+                )));
             }
         }
         // A finite last cap is the exchange's position limit; sizes beyond it keep the last
@@ -161,5 +182,21 @@ mod tests {
         assert!(TierTable::new(TierUnit::Quote, vec![t(0.0, 10.0, 1.0)]).is_err());
         assert!(TierTable::new(TierUnit::Quote, vec![t(0.0, 0.0, 0.01)]).is_err());
         assert!(TierTable::new(TierUnit::Quote, vec![t(0.0, 10.0, f64::NAN)]).is_err());
+    }
+
+    #[test]
+    fn first_floor_is_zero_and_deductions_are_not_negative() {
+        let with = |floor: f64, d: f64| {
+            TierTable::new(
+                TierUnit::Quote,
+                vec![Tier { floor, cap: f64::INFINITY, mmr: 0.01, maint_amount: d, max_leverage: 10.0 }],
+            )
+        };
+        assert!(with(0.0, 0.0).is_ok());
+        assert!(matches!(with(100.0, 0.0), Err(LiqError::Tiers(m)) if m.contains("floor must be 0")));
+        assert!(
+            matches!(with(0.0, -5.0), Err(LiqError::Tiers(m)) if m.contains("maint_amount must be finite and >= 0"))
+        );
+        assert!(matches!(with(0.0, f64::INFINITY), Err(LiqError::Tiers(_))));
     }
 }
