@@ -206,6 +206,34 @@ def test_margin_model_construction_errors() -> None:
 # --- Review findings: wrong numbers, raw exceptions -------------------------------------
 
 
+@pytest.mark.parametrize(
+    "kw,exc,words",
+    [
+        (dict(qty=5e-324), lf.InvalidPositionError, "qty must be a normal float"),
+        (dict(qty=1e-310), lf.InvalidPositionError, "qty must be a normal float"),
+        (dict(entry=5e-324), lf.InvalidPositionError, "entry must be a normal float"),
+        (dict(leverage=5e-324), lf.InvalidPositionError, "leverage must be a normal float"),
+    ],
+)
+def test_subnormal_factors_are_refused(kw: dict, exc: type[Exception], words: str) -> None:
+    # A 5e-324 qty used to give 54216.9 for 54216.867...: too few bits to compute with.
+    args = dict(entry=60_000.0, qty=0.1, leverage=10.0)
+    args.update(kw)
+    with pytest.raises(exc, match=words):
+        lf.liquidation_price("binance-usdm", "long", args["entry"], args["qty"], leverage=args["leverage"])
+    e, q, s, l = arrays(300)  # the branch-free pass refuses them too
+    col = {"entry": e, "qty": q, "leverage": l}
+    name, v = next(iter(kw.items()))
+    col[name] = col[name].copy()
+    col[name][257] = v
+    with pytest.raises(exc, match=f"position 257: {words}"):
+        lf.liquidation_prices("binance-usdm", s, col["entry"], col["qty"], leverage=col["leverage"])
+    with pytest.raises(exc, match=f"position 257: {words}"):
+        lf.liquidation_map(col["entry"], col["qty"], s, col["leverage"], lf.grid_around(60_000))
+    # The smallest normal quantity still computes.
+    assert lf.liquidation_price("binance-usdm", "long", 60_000.0, 2.2250738585072014e-308, leverage=10) > 0
+
+
 def test_messages_print_numbers_as_they_are() -> None:
     e, q, s, l = arrays(3)
     with pytest.raises(lf.InvalidPositionError, match=r"time_index must be in \[0, n_times\), got 4611686018427387905$"):

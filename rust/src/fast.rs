@@ -254,10 +254,12 @@ impl FastPlan {
             let k = sel(s < 0.0, pick(&self.k_short), pick(&self.k_long));
             let (a, d) = (pick(&self.a), pick(&self.d));
             let m = if LEV { MarginInput::Leverage(mv) } else { MarginInput::Amount(mv) };
+            // Factors must be normal floats, as `MarginModel::liq_price` requires.
+            let tiny = f64::MIN_POSITIVE;
             let inputs_ok =
-                (e > 0.0) & (e < f64::INFINITY) & (q > 0.0) & (q < f64::INFINITY) & ((s == 1.0) | (s == -1.0));
+                (e >= tiny) & (e < f64::INFINITY) & (q >= tiny) & (q < f64::INFINITY) & ((s == 1.0) | (s == -1.0));
             let margin_ok =
-                if LEV { (mv > 0.0) & (mv < f64::INFINITY) & !(mv > pick(&self.lev_limit)) } else { mv.is_finite() };
+                if LEV { (mv >= tiny) & (mv < f64::INFINITY) & !(mv > pick(&self.lev_limit)) } else { mv.is_finite() };
             let covers = MarginModel::covers_maintenance(kind, a, d, size, e, m, 0.0);
             let p = MarginModel::solve(kind, 0.0, d, k, s, size, e, m, 0.0);
             let fits = usable(p) & (!MOVES || MarginModel::in_tier(kind, pick(&self.floor), pick(&self.cap), size, p));
@@ -474,6 +476,8 @@ mod avx2 {
         cap_t: __m256d,
         lim: __m256d,
         zero: __m256d,
+        /// The smallest normal float: smaller factors are refused (`MarginModel::check_factor`).
+        tiny: __m256d,
         all: __m256d,
         inf: __m256d,
         one: __m256d,
@@ -501,6 +505,7 @@ mod avx2 {
             cap_t: t(&p.cap),
             lim: t(&p.lev_limit),
             zero: _mm256_setzero_pd(),
+            tiny: _mm256_set1_pd(f64::MIN_POSITIVE),
             all: _mm256_castsi256_pd(_mm256_set1_epi64x(-1)),
             inf: _mm256_set1_pd(f64::INFINITY),
             one: _mm256_set1_pd(1.0),
@@ -696,11 +701,11 @@ mod avx2 {
             );
             (_mm256_sub_epi32(c.idx0, _mm256_add_epi32(minus_t, minus_t)), reach(c.cap[3]))
         };
-        // Entry, quantity (and leverage) > 0: their minimum is (a NaN among them makes the
-        // price NaN, whatever `min` returns).
+        // Entry, quantity (and leverage) normal and > 0: their minimum is (a NaN among them
+        // makes the price NaN, whatever `min` returns).
         let Four { e, q, m, .. } = x;
         let positive = if LEV { _mm256_min_pd(_mm256_min_pd(e, q), m) } else { _mm256_min_pd(e, q) };
-        let mut good = _mm256_andnot_pd(guard, _mm256_cmp_pd::<_CMP_GT_OQ>(positive, c.zero));
+        let mut good = _mm256_andnot_pd(guard, _mm256_cmp_pd::<_CMP_GE_OQ>(positive, c.tiny));
         if LEV {
             good = _mm256_andnot_pd(_mm256_cmp_pd::<_CMP_GT_OQ>(m, pick::<TWO>(c.lim, tier)), good);
         }

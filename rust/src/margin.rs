@@ -108,6 +108,11 @@ pub(crate) struct TierTerms {
     pub(crate) max_leverage: f64,
 }
 
+/// Usable factors (see [`MarginModel::check_factor`]): normal floats below infinity.
+const FACTORS: std::ops::Range<f64> = f64::MIN_POSITIVE..f64::INFINITY;
+/// What [`MarginModel::check_factor`] requires beyond "> 0".
+const NORMAL: &str = "a normal float (>= 2.2250738585072014e-308; subnormal values lose precision)";
+
 /// `true` for a usable liquidation price.
 #[inline]
 pub(crate) fn usable(p: f64) -> bool {
@@ -116,8 +121,9 @@ pub(crate) fn usable(p: f64) -> bool {
 
 impl MarginModel {
     pub fn new(rules: MarginRules, contract_size: f64, fee_rate: f64, table: TierTable) -> Result<Self> {
-        if !(contract_size.is_finite() && contract_size > 0.0) {
-            return Err(LiqError::Invalid(format!("contract_size must be finite and > 0, got {contract_size}")));
+        // (A subnormal contract size would make every position's size inexact.)
+        if !(contract_size.is_finite() && contract_size >= f64::MIN_POSITIVE) {
+            return Err(LiqError::Invalid(format!("contract_size must be finite and > 0, got {}", Num(contract_size))));
         }
         if !(fee_rate.is_finite() && (0.0..0.1).contains(&fee_rate)) {
             return Err(LiqError::Invalid(format!("fee_rate must be in [0, 0.1), got {}", Num(fee_rate))));
@@ -342,21 +348,28 @@ impl MarginModel {
         }
     }
 
+    /// Check a number the formulas multiply or divide by (entry, quantity, leverage, a price):
+    /// finite, > 0 and normal. A subnormal has fewer than 53 significant bits, so a price
+    /// computed from it is inexact (a 5e-324 quantity gives 54216.9 for 54216.867…).
+    #[inline]
+    pub fn check_factor(field: Field, v: f64) -> Result<(), Problem> {
+        if !v.is_finite() {
+            return Err(Problem::NotFinite(field, v));
+        }
+        if v <= 0.0 {
+            return Err(Problem::NotPositive(field, v));
+        }
+        if v < f64::MIN_POSITIVE {
+            return Err(Problem::OutOfRange(field, v, NORMAL));
+        }
+        Ok(())
+    }
+
     /// Check side, entry and quantity of one position.
     #[inline]
     pub fn validate_shape(side: f64, entry: f64, qty: f64) -> Result<(), Problem> {
-        if !entry.is_finite() {
-            return Err(Problem::NotFinite(Field::Entry, entry));
-        }
-        if entry <= 0.0 {
-            return Err(Problem::NotPositive(Field::Entry, entry));
-        }
-        if !qty.is_finite() {
-            return Err(Problem::NotFinite(Field::Qty, qty));
-        }
-        if qty <= 0.0 {
-            return Err(Problem::NotPositive(Field::Qty, qty));
-        }
+        Self::check_factor(Field::Entry, entry)?;
+        Self::check_factor(Field::Qty, qty)?;
         if side != 1.0 && side != -1.0 {
             return Err(Problem::BadSide(side as i64));
         }
@@ -371,8 +384,9 @@ impl MarginModel {
             return p;
         }
         match margin {
-            MarginInput::Leverage(l) if !l.is_finite() => Problem::NotFinite(Field::Leverage, l),
-            MarginInput::Leverage(l) => Problem::NotPositive(Field::Leverage, l),
+            MarginInput::Leverage(l) => {
+                Self::check_factor(Field::Leverage, l).err().unwrap_or(Problem::NotPositive(Field::Leverage, l))
+            }
             MarginInput::Amount(m) => Problem::NotFinite(Field::Margin, m),
         }
     }
@@ -384,11 +398,12 @@ impl MarginModel {
     #[expect(clippy::inline_always, reason = "hot per-position formula: the batch paths rely on it being inlined")]
     #[inline(always)]
     pub fn liq_price(&self, side: f64, entry: f64, qty: f64, margin: MarginInput) -> Result<f64, Problem> {
+        // The factors must be normal floats (see `check_factor`); a margin amount is only added.
         let margin_ok = match margin {
-            MarginInput::Leverage(l) => l > 0.0 && l < f64::INFINITY,
+            MarginInput::Leverage(l) => FACTORS.contains(&l),
             MarginInput::Amount(m) => m.is_finite(),
         };
-        let finite = entry > 0.0 && entry < f64::INFINITY && qty > 0.0 && qty < f64::INFINITY;
+        let finite = FACTORS.contains(&entry) && FACTORS.contains(&qty);
         if !(finite && (side == 1.0 || side == -1.0) && margin_ok) {
             return Err(Self::diagnose(side, entry, qty, margin));
         }

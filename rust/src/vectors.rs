@@ -260,6 +260,11 @@ fn bad_positions_are_rejected() {
     assert!(m.liq_price(1.0, 60_000.0, 0.1, Leverage(0.0)).is_err());
     assert!(m.liq_price(0.0, 60_000.0, 0.1, Leverage(10.0)).is_err());
     assert!(matches!(m.liq_price(1.0, 60_000.0, 0.1, Amount(1.0)), Err(Problem::BelowMaintenanceAtEntry { .. })));
+    // Subnormal factors have too few bits for an exact price.
+    for (e, q, l) in [(60_000.0, 5e-324, 10.0), (1e-310, 0.1, 10.0), (60_000.0, 0.1, 1e-310)] {
+        assert!(matches!(m.liq_price(1.0, e, q, Leverage(l)), Err(Problem::OutOfRange(..))), "{e} {q} {l}");
+    }
+    assert!(m.liq_price(1.0, 60_000.0, f64::MIN_POSITIVE, Leverage(10.0)).is_ok());
 }
 
 #[test]
