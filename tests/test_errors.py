@@ -9,6 +9,7 @@ import pytest
 
 import liqfast as lf
 from liqfast import _core
+from liqfast.venues import margin_models
 
 
 def arrays(n: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -244,3 +245,108 @@ def test_messages_print_numbers_as_they_are() -> None:
         lf.PriceGrid(1e300, 1e299, 1)
     with pytest.raises(lf.InvalidArrayError, match="leverage has 1 rows but entry has 3"):
         lf.liquidation_prices("binance-usdm", s, e, q, leverage=l[:1])
+
+
+@pytest.mark.parametrize(
+    "kw,exc,words",
+    [
+        (dict(entry="60000"), lf.InvalidInputError, "entry must be a number, got '60000'"),
+        (dict(qty=None), lf.InvalidInputError, "qty must be a number, got None"),
+        (dict(symbol=None), lf.InvalidInputError, "symbol must be a str, got None"),
+        (dict(tiers="x"), lf.InvalidTierTableError, "tiers must be a liqfast.TierTable"),
+        (dict(open_time=math.nan), lf.InvalidInputError, "open_time must be finite epoch ms"),
+        (dict(open_time=1e30), lf.InvalidInputError, "open_time must be finite epoch ms"),
+        (dict(leverage=True), lf.InvalidInputError, "leverage must be a number, got True"),
+        (dict(leverage=np.True_), lf.InvalidInputError, "leverage must be a number"),
+        (dict(side=True), lf.InvalidPositionError, "side must be"),
+        (dict(mmr="0.1"), lf.InvalidInputError, "mmr must be a number, got '0.1'"),
+        (dict(maint_amount="1"), lf.InvalidInputError, "maint_amount must be a number"),
+        (dict(leverage=None, margin="1000"), lf.InvalidInputError, "margin must be a number"),
+        (dict(contract_size="1"), lf.InvalidInputError, "contract_size must be a number"),
+        (dict(leverage=None, margin=5000.0, mode="cross", other_upnl="1"), lf.InvalidInputError, "other_upnl must be a number"),
+        (dict(venue=None), lf.UnknownVenueError, "venue must be a venue id"),
+        (dict(venue=["binance-usdm"], open_time=0), lf.UnknownVenueError, "venue must be a venue id"),
+        (dict(maint_amount=-5.0), lf.InvalidInputError, "maint_amount must be finite and >= 0"),
+    ],
+)
+def test_scalar_arguments_of_the_wrong_kind(kw: dict, exc: type[Exception], words: str) -> None:
+    test_scalar_errors(kw, exc, words)
+
+
+def test_batch_arguments_of_the_wrong_kind() -> None:
+    e, q, s, l = arrays(3)
+    grid = lf.grid_around(60_000)
+    t = np.zeros(3, dtype=np.int64)
+    calls = {
+        "prices": lambda **kw: lf.liquidation_prices("binance-usdm", kw.pop("side", s), kw.pop("entry", e), q, leverage=kw.pop("leverage", l), **kw),
+        "map": lambda **kw: lf.liquidation_map(kw.pop("entry", e), q, kw.pop("side", s), kw.pop("leverage", l), kw.pop("grid", grid), **kw),
+        "heatmap": lambda **kw: lf.liquidation_heatmap(kw.pop("entry", e), q, kw.pop("side", s), kw.pop("leverage", l), t, 1, kw.pop("grid", grid), **kw),
+    }
+    cases = [
+        (dict(leverage=True), lf.InvalidArrayError, "leverage must be a float or a float64 array, got True"),
+        (dict(leverage=[10.0, True, 10.0]), lf.InvalidArrayError, r"leverage\[1\] must be a number, got True"),
+        (dict(entry=[60_000.0, "60000", 60_000.0]), lf.InvalidArrayError, r"entry\[1\] must be a number"),
+        (dict(open_time=[0, math.nan, 0]), lf.InvalidInputError, r"open_time\[1\]: open_time must be finite"),
+        (dict(open_time=[0, 0, 2**64]), lf.InvalidInputError, r"open_time\[2\]"),
+        (dict(open_time=math.nan), lf.InvalidInputError, "open_time must be finite"),
+        (dict(symbol=None), lf.InvalidInputError, "symbol must be a str"),
+        (dict(tiers="x"), lf.InvalidTierTableError, "tiers must be a liqfast.TierTable"),
+        (dict(mmr="0.1"), lf.InvalidInputError, "mmr must be a number"),
+        (dict(fee_rate=[0.1]), lf.InvalidInputError, "fee_rate must be a number"),
+    ]
+    for name, call in calls.items():
+        for kw, exc, words in cases:
+            with pytest.raises(exc, match=words):
+                call(**dict(kw))
+        if name != "prices":
+            with pytest.raises(lf.GridError, match="grid must be a liqfast.PriceGrid"):
+                call(grid="x")
+    with pytest.raises(lf.InvalidInputError, match="mmr must be a number, got '0.1'"):
+        lf.margin_model("binance-usdm").with_overrides(mmr="0.1")  # type: ignore[arg-type]
+    with pytest.raises(lf.InvalidPositionError, match="side must be"):
+        lf.margin_model("binance-usdm").liquidation_price(True, 60_000, 1, leverage=10)
+
+
+@pytest.mark.parametrize(
+    "time_index,exc,words",
+    [
+        (2**64, lf.InvalidInputError, "time_index 18446744073709551616 is outside the int64 range"),
+        ([0, 0, 2**64], lf.InvalidArrayError, r"time_index\[2\] must be an int64, got 18446744073709551616"),
+        ([0, 0.5, 0], lf.InvalidArrayError, r"time_index\[1\] must be an int64, got 0.5"),  # was truncated to 0
+        ([0, True, 0], lf.InvalidArrayError, r"time_index\[1\] must be an int64"),
+        (True, lf.InvalidArrayError, "time_index must be an int or an int64 array, got True"),
+    ],
+)
+def test_heatmap_time_index_values(time_index: object, exc: type[Exception], words: str) -> None:
+    e, q, s, l = arrays(3)
+    with pytest.raises(exc, match=words):
+        lf.liquidation_heatmap(e, q, s, l, time_index, 2, lf.grid_around(60_000))
+
+
+def test_heatmap_n_times_past_every_int() -> None:
+    e, q, s, l = arrays(3)
+    grid = lf.grid_around(60_000)
+    with pytest.raises(lf.GridError, match="heatmap of 18446744073709551616 time rows exceeds the limit"):
+        lf.liquidation_heatmap(e, q, s, l, 0, 2**64, grid)
+    models, since = margin_models("binance-usdm")
+    for bad in (True, "3", -1):
+        with pytest.raises(lf.InvalidInputError, match="n_times must be a positive int"):
+            _core.liquidation_heatmap(models, since, e, q, s, l, "leverage", 0, bad, grid)
+
+
+def test_grid_arguments_of_the_wrong_kind() -> None:
+    with pytest.raises(lf.GridError, match="grid lo must be a number, got '0'"):
+        lf.PriceGrid("0", 10, 1)  # type: ignore[arg-type]
+    with pytest.raises(lf.GridError, match="grid step must be a number, got True"):
+        lf.PriceGrid(0, 10, True)
+    grid = lf.PriceGrid(0, 10, 1)
+    assert grid.locate(5) == 5 and grid.locate(-1) == -1 and grid.locate(math.inf) == 10
+    for bad in (None, "1", math.nan):
+        with pytest.raises(lf.InvalidInputError, match="price must be a number"):
+            grid.locate(bad)  # type: ignore[arg-type]
+    with pytest.raises(lf.GridError, match="price must be a number, got None"):
+        lf.grid_step(None)  # type: ignore[arg-type]
+    with pytest.raises(lf.InvalidInputError, match="price must be a number"):
+        lf.grid_around("100")  # type: ignore[arg-type]
+    with pytest.raises(lf.InvalidInputError, match="span must be in"):
+        lf.grid_around(100, span="0.3")  # type: ignore[arg-type]

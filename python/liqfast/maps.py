@@ -4,8 +4,10 @@ Array contract (all batch functions): ``entry`` and ``qty`` are float64, ``side`
 (+1 long, −1 short), per-position ``leverage``/``margin`` a float or a float64 array,
 ``open_time``/``time_index`` an int or an int64 array; arrays are 1-D, C-contiguous and of
 equal length. numpy arrays of another dtype or layout raise ``InvalidArrayError`` rather than
-being converted silently (Python lists are converted). Inputs must not be modified by another
-thread while a call runs (the GIL is released for large calls).
+being converted silently (Python lists are converted element by element: a string or a bool
+where a number belongs is refused, and so is a ``time_index`` that is not a whole int64).
+Inputs must not be modified by another thread while a call runs (the GIL is released for
+large calls).
 
 Bad rows raise ``InvalidPositionError`` (``.index`` names the first bad row); positions that
 no price can liquidate (a 1x linear long, a fully collateralised inverse short) are not
@@ -25,7 +27,7 @@ import numpy.typing as npt
 from . import _core
 from .errors import GridError, InvalidArrayError, InvalidInputError
 from .tiers import TierTable
-from .venues import instrument, margin_model, margin_models, to_epoch_ms
+from .venues import instrument, margin_model, margin_models, number, to_epoch_ms
 
 __all__ = [
     "LiquidationHeatmap",
@@ -93,18 +95,21 @@ def liquidation_price(
         venue, symbol, formula=formula, open_time=open_time, tiers=tiers, contract_size=contract_size, fee_rate=fee_rate,
     )
     value, kind = _margin_arg(leverage, margin)
+    # Numbers before any arithmetic on them (a str entry, a bool leverage are refused).
+    entry, qty, value = number(entry, "entry"), number(qty, "qty"), number(value, kind)
+    other_maint_margin, other_upnl = number(other_maint_margin, "other_maint_margin"), number(other_upnl, "other_upnl")
     if mode == "cross":
         if kind != "margin":
             raise InvalidInputError("cross mode needs margin= (the wallet balance); leverage does not set it")
-        value = float(value) - other_maint_margin + other_upnl
+        value = value - other_maint_margin + other_upnl
     elif mode != "isolated":
         raise InvalidInputError(f"mode must be 'isolated' or 'cross', got {mode!r}")
     elif other_maint_margin or other_upnl:
         raise InvalidInputError("other_maint_margin/other_upnl only apply to mode='cross'")
     model = _overridden(model, mmr, maint_amount, _size_hint(model, entry, qty))
     if kind == "leverage":
-        return float(model.liquidation_price(side, entry, qty, leverage=float(value)))
-    return float(model.liquidation_price(side, entry, qty, margin=float(value)))
+        return float(model.liquidation_price(side, entry, qty, leverage=value))
+    return float(model.liquidation_price(side, entry, qty, margin=value))
 
 
 def _size_hint(model: _core.MarginModel, entry: float, qty: float) -> float:
@@ -119,11 +124,32 @@ def _size_hint(model: _core.MarginModel, entry: float, qty: float) -> float:
     return size if linear else size / entry
 
 
-def _f64(x: Any) -> Any:
-    """Lists become float64 arrays; numpy arrays pass through untouched (the core checks them)."""
+def _f64(x: Any, name: str) -> Any:
+    """Lists of numbers become float64 arrays; numpy arrays pass through untouched (the core
+    checks them). A string or a bool in a list is named rather than converted (True would be
+    a leverage of 1x)."""
     if isinstance(x, list | tuple):
-        return np.asarray(x, dtype=np.float64)
+        for i, v in enumerate(x):
+            if isinstance(v, bool | np.bool_) or not isinstance(v, int | float | np.integer | np.floating):
+                raise InvalidArrayError(f"{name}[{i}] must be a number, got {v!r}")
+        try:
+            return np.asarray(x, dtype=np.float64)
+        except OverflowError:
+            raise InvalidArrayError(f"{name} holds an int too large for float64") from None
     return x
+
+
+def _i64(x: Any, name: str) -> Any:
+    """Lists of ints become int64 arrays, element by element: a float, a bool or an int
+    outside int64 is named rather than truncated, wrapped or raised as OverflowError."""
+    if not isinstance(x, list | tuple):
+        return x
+    out = np.empty(len(x), dtype=np.int64)
+    for i, v in enumerate(x):
+        if isinstance(v, bool | np.bool_) or not isinstance(v, int | np.integer) or not -(2**63) <= v < 2**63:
+            raise InvalidArrayError(f"{name}[{i}] must be an int64, got {v!r}")
+        out[i] = v
+    return out
 
 
 def _side_array(side: Any) -> Any:
@@ -158,7 +184,13 @@ def _time_arg(open_time: Any) -> Any:
     if open_time is None or isinstance(open_time, np.ndarray):
         return open_time
     if isinstance(open_time, list | tuple):
-        return np.asarray([to_epoch_ms(t) for t in open_time], dtype=np.int64)
+        out = np.empty(len(open_time), dtype=np.int64)
+        for i, t in enumerate(open_time):
+            try:
+                out[i] = to_epoch_ms(t)
+            except InvalidInputError as e:
+                raise InvalidInputError(f"open_time[{i}]: {e}") from None
+        return out
     return to_epoch_ms(open_time)
 
 
@@ -209,7 +241,7 @@ def liquidation_prices(
     value, kind = _margin_arg(leverage, margin)
     models, since = _models(venue, symbol, formula, open_time, tiers, contract_size, fee_rate, mmr, maint_amount)
     return _core.liquidation_prices(
-        models, since, _f64(entry), _f64(qty), _side_array(side), _f64(value), kind,
+        models, since, _f64(entry, "entry"), _f64(qty, "qty"), _side_array(side), _f64(value, kind), kind,
         open_time=_time_arg(open_time),
     )
 
@@ -246,6 +278,11 @@ class LiquidationHeatmap:
     long: F64
     short: F64
     totals: dict[str, tuple[float, float]]
+
+
+def _check_grid(grid: Any) -> None:
+    if not isinstance(grid, _core.PriceGrid):
+        raise GridError(f"grid must be a liqfast.PriceGrid, got {type(grid).__name__}")
 
 
 def cumulative_from(grid: _core.PriceGrid, long: F64, short: F64, ref_price: float) -> tuple[F64, F64]:
@@ -286,10 +323,11 @@ def liquidation_map(
     entry) anchors the cumulative curves.
     """
     value, kind = _margin_arg(leverage, margin)
+    _check_grid(grid)
     models, since = _models(venue, symbol, formula, open_time, tiers, contract_size, fee_rate, mmr, maint_amount)
-    entry, qty = _f64(entry), _f64(qty)
+    entry, qty = _f64(entry, "entry"), _f64(qty, "qty")
     long, short, totals = _core.liquidation_map(
-        models, since, entry, qty, _side_array(side), _f64(value), kind, grid, open_time=_time_arg(open_time),
+        models, since, entry, qty, _side_array(side), _f64(value, kind), kind, grid, open_time=_time_arg(open_time),
     )
     # The kernel sums the qty-weighted entry in its pass (another pass over 1e7 rows in
     # numpy would cost more than the map itself).
@@ -325,13 +363,13 @@ def liquidation_heatmap(
     """2-D liquidation heatmap: row ``time_index[i]`` (0 ≤ t < n_times), column = bucket of
     the liquidation price, in one fused pass."""
     value, kind = _margin_arg(leverage, margin)
+    _check_grid(grid)
     models, since = _models(venue, symbol, formula, open_time, tiers, contract_size, fee_rate, mmr, maint_amount)
-    if isinstance(time_index, list | tuple):
-        time_index = np.asarray(time_index, dtype=np.int64)
+    time_index = _i64(time_index, "time_index")
     if isinstance(n_times, bool) or not isinstance(n_times, int | np.integer) or n_times < 1:
         raise InvalidInputError(f"n_times must be a positive int, got {n_times!r}")
     long, short, totals = _core.liquidation_heatmap(
-        models, since, _f64(entry), _f64(qty), _side_array(side), _f64(value), kind,
+        models, since, _f64(entry, "entry"), _f64(qty, "qty"), _side_array(side), _f64(value, kind), kind,
         time_index, int(n_times), grid, open_time=_time_arg(open_time),
     )
     del totals["mean_entry"]
@@ -401,8 +439,9 @@ def grid_around(
 ) -> _core.PriceGrid:
     """A grid covering ``price·(1 ± span)`` with ``step`` (default ``grid_step``), edges on
     whole multiples of the step."""
-    if not 0 < span < 1:
-        raise InvalidInputError(f"span must be in (0, 1), got {span}")
+    price = number(price, "price")
+    if not (isinstance(span, int | float) and not isinstance(span, bool) and 0 < span < 1):
+        raise InvalidInputError(f"span must be in (0, 1), got {span!r}")
     step = step if step is not None else grid_step(price, venue=venue, symbol=symbol)
     if not (isinstance(step, int | float) and math.isfinite(step) and step > 0):
         raise GridError(f"grid step must be a finite number > 0, got {step!r}")

@@ -10,12 +10,15 @@ from __future__ import annotations
 import datetime as _dt
 import functools
 import json
+import math
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+import numpy as np
+
 from . import _core
-from .errors import InvalidInputError, UnknownSymbolError, UnknownVenueError
+from .errors import InvalidInputError, InvalidTierTableError, UnknownSymbolError, UnknownVenueError
 from .tiers import TierTable, load_table
 
 __all__ = [
@@ -64,6 +67,8 @@ def venues() -> list[str]:
 
 
 def _venue_data(venue: str) -> dict[str, Any]:
+    if not isinstance(venue, str):
+        raise UnknownVenueError(f"venue must be a venue id (str), got {venue!r}; known venues: {', '.join(venues())}")
     try:
         data: dict[str, Any] = _instruments()[venue]
         return data
@@ -79,6 +84,8 @@ def symbols(venue: str) -> list[str]:
 def resolve_symbol(venue: str, symbol: str) -> str:
     """Native symbol for ``symbol``, which may be native ("BTCUSDT") or a base coin ("BTC")."""
     syms = _venue_data(venue)["symbols"]
+    if not isinstance(symbol, str):
+        raise InvalidInputError(f"symbol must be a str, got {symbol!r}")
     if symbol in syms:
         return symbol
     wanted = symbol.upper()
@@ -118,9 +125,21 @@ def to_epoch_ms(t: int | float | _dt.datetime | str) -> int:
         if t.tzinfo is None:
             t = t.replace(tzinfo=_dt.UTC)
         return int(t.timestamp() * 1000)
-    if isinstance(t, bool) or not isinstance(t, int | float):
+    if isinstance(t, bool | np.bool_) or not isinstance(t, int | float | np.integer | np.floating):
         raise InvalidInputError(f"open_time must be epoch ms, a datetime or an ISO string, got {t!r}")
+    # The core takes int64 ms; NaN, ±inf and ints past it have no instant.
+    if not (math.isfinite(t) and -(2**63) <= t < 2**63):
+        raise InvalidInputError(f"open_time must be finite epoch ms within the int64 range, got {t!r}")
     return int(t)
+
+
+def number(value: Any, name: str) -> float:
+    """``value`` as a float if it is a number (int, float or numpy scalar), else
+    InvalidInputError naming ``name``: a string, None or a bool (which would count as 1) is
+    a mistake, not something to convert."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.integer | np.floating):
+        raise InvalidInputError(f"{name} must be a number, got {value!r}")
+    return float(value)
 
 
 @functools.lru_cache(maxsize=256)
@@ -150,11 +169,16 @@ def margin_models(
     """Models for every formula of ``venue`` (oldest first) with the instant each applies
     from, or just the named ``formula`` — what the batch kernels take."""
     info = venue_info(venue)
+    # (Checked here, before they reach the model cache as keys.)
+    contract_size = None if contract_size is None else number(contract_size, "contract_size")
+    fee_rate = None if fee_rate is None else number(fee_rate, "fee_rate")
     chosen = [f for f in info.formulas if formula is None or f.name == formula]
     if not chosen:
         known = ", ".join(f.name for f in info.formulas)
         raise InvalidInputError(f"venue {venue} has no formula {formula!r}; known: {known}")
     if tiers is not None:
+        if not isinstance(tiers, TierTable):
+            raise InvalidTierTableError(f"tiers must be a liqfast.TierTable, got {type(tiers).__name__}")
         if tiers.venue != venue and tiers.venue:
             raise InvalidInputError(f"tier table is for {tiers.venue}, not {venue}")
         native = tiers.symbol
@@ -179,6 +203,7 @@ def margin_model(
     """The margin model of one venue formula: the named one, else the one in force at
     ``open_time``, else the current one."""
     if formula is None and open_time is not None:
+        _venue_data(venue)  # (names a bad venue before the core is asked about it)
         formula = _core.formula_at(venue, to_epoch_ms(open_time))
     models, _ = margin_models(venue, symbol, formula=formula, tiers=tiers, contract_size=contract_size, fee_rate=fee_rate)
     return models[-1]

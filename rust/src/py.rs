@@ -7,7 +7,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyBool, PyDict, PyInt};
 
 use crate::aggregate::{self, Column, MarginKind, Models, Positions, Totals};
 use crate::error::{LiqError, Problem};
@@ -109,6 +109,33 @@ pub(crate) fn array<'py, T: numpy::Element>(
     Ok(r)
 }
 
+/// Whether `obj` is a bool, Python's or numpy's: both convert to numbers (True as 1), and a
+/// bool where a number belongs is a mistake, not a leverage of 1x.
+fn is_bool(obj: &Bound<'_, PyAny>) -> bool {
+    obj.is_instance_of::<PyBool>()
+        || obj.get_type().name().is_ok_and(|n| n.to_cow().is_ok_and(|n| n == "bool" || n == "bool_"))
+}
+
+/// `obj` as messages show it (its repr, cut short).
+fn shown(obj: &Bound<'_, PyAny>) -> String {
+    let r = obj.repr().map_or_else(|_| "?".into(), |r| r.to_string());
+    if r.chars().count() > 60 { format!("{}...", r.chars().take(60).collect::<String>()) } else { r }
+}
+
+/// A number argument as f64: a Python or numpy int or float, not a bool nor a string. `Err`
+/// holds the message naming the argument, for the caller to raise as the class that fits.
+fn real(name: &str, obj: &Bound<'_, PyAny>) -> Result<f64, String> {
+    match obj.extract::<f64>() {
+        Ok(v) if !is_bool(obj) => Ok(v),
+        _ => Err(format!("{name} must be a number, got {}", shown(obj))),
+    }
+}
+
+/// [`real`], raised as `InvalidInputError`.
+fn number(name: &str, obj: &Bound<'_, PyAny>) -> PyResult<f64> {
+    real(name, obj).map_err(exc::InvalidInputError::new_err)
+}
+
 /// A per-position argument given as a float or a float64 array.
 pub(crate) enum FloatArg<'py> {
     Scalar(f64),
@@ -120,9 +147,13 @@ impl<'py> FloatArg<'py> {
         if obj.cast::<PyUntypedArray>().is_ok() {
             return array::<f64>(name, "float64", obj).map(FloatArg::Array);
         }
-        obj.extract::<f64>()
-            .map(FloatArg::Scalar)
-            .map_err(|_| exc::InvalidArrayError::new_err(format!("{name} must be a float or a float64 array")))
+        match obj.extract::<f64>() {
+            Ok(v) if !is_bool(obj) => Ok(FloatArg::Scalar(v)),
+            _ => Err(exc::InvalidArrayError::new_err(format!(
+                "{name} must be a float or a float64 array, got {}",
+                shown(obj)
+            ))),
+        }
     }
 
     pub(crate) fn column(&self) -> Column<'_, f64> {
@@ -143,9 +174,16 @@ impl<'py> IntArg<'py> {
         if obj.cast::<PyUntypedArray>().is_ok() {
             return array::<i64>(name, "int64", obj).map(IntArg::Array);
         }
-        obj.extract::<i64>()
-            .map(IntArg::Scalar)
-            .map_err(|_| exc::InvalidArrayError::new_err(format!("{name} must be an int or an int64 array")))
+        match obj.extract::<i64>() {
+            Ok(v) if !is_bool(obj) => Ok(IntArg::Scalar(v)),
+            Err(_) if obj.is_instance_of::<PyInt>() && !is_bool(obj) => {
+                Err(exc::InvalidInputError::new_err(format!("{name} {} is outside the int64 range", shown(obj))))
+            }
+            _ => Err(exc::InvalidArrayError::new_err(format!(
+                "{name} must be an int or an int64 array, got {}",
+                shown(obj)
+            ))),
+        }
     }
 
     fn column(&self) -> Column<'_, i64> {
@@ -157,6 +195,9 @@ impl<'py> IntArg<'py> {
 }
 
 fn parse_side(obj: &Bound<'_, PyAny>) -> PyResult<f64> {
+    if is_bool(obj) {
+        return Err(exc::InvalidPositionError::new_err(format!("side must be 'long'/'short' or +1/-1, got {obj}")));
+    }
     if let Ok(s) = obj.extract::<String>() {
         return match s.to_ascii_lowercase().as_str() {
             "long" | "buy" => Ok(1.0),
@@ -217,15 +258,20 @@ impl PyMarginModel {
         Ok(PyMarginModel { inner, venue: v.id, formula: f.name })
     }
 
-    /// Same model with an explicit maintenance rate and/or deduction (see liqfast docs).
-    #[pyo3(signature = (mmr=None, maint_amount=None, size_hint=0.0))]
+    /// Same model with an explicit maintenance rate and/or deduction (see liqfast docs);
+    /// `size_hint` (default 0) is the tier measure whose rate applies when only the
+    /// deduction is given.
+    #[pyo3(signature = (mmr=None, maint_amount=None, size_hint=None))]
     fn with_overrides(
         &self,
         py: Python<'_>,
-        mmr: Option<f64>,
-        maint_amount: Option<f64>,
-        size_hint: f64,
+        mmr: Option<&Bound<'_, PyAny>>,
+        maint_amount: Option<&Bound<'_, PyAny>>,
+        size_hint: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
+        let mmr = mmr.map(|v| number("mmr", v)).transpose()?;
+        let maint_amount = maint_amount.map(|v| number("maint_amount", v)).transpose()?;
+        let size_hint = size_hint.map_or(Ok(0.0), |v| number("size_hint", v))?;
         let inner = self.inner.with_overrides(mmr, maint_amount, size_hint).map_err(|e| to_pyerr(py, e))?;
         Ok(PyMarginModel { inner, venue: self.venue, formula: self.formula })
     }
@@ -281,15 +327,16 @@ impl PyMarginModel {
         &self,
         py: Python<'_>,
         side: &Bound<'_, PyAny>,
-        entry: f64,
-        qty: f64,
-        leverage: Option<f64>,
-        margin: Option<f64>,
+        entry: &Bound<'_, PyAny>,
+        qty: &Bound<'_, PyAny>,
+        leverage: Option<&Bound<'_, PyAny>>,
+        margin: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<f64> {
         let side = parse_side(side)?;
+        let (entry, qty) = (number("entry", entry)?, number("qty", qty)?);
         let m = match (leverage, margin) {
-            (Some(l), None) => MarginInput::Leverage(l),
-            (None, Some(m)) => MarginInput::Amount(m),
+            (Some(l), None) => MarginInput::Leverage(number("leverage", l)?),
+            (None, Some(m)) => MarginInput::Amount(number("margin", m)?),
             _ => {
                 return Err(exc::InvalidInputError::new_err("give exactly one of leverage= or margin="));
             }
@@ -374,7 +421,9 @@ pub struct PyPriceGrid {
 #[pymethods]
 impl PyPriceGrid {
     #[new]
-    fn new(py: Python<'_>, lo: f64, hi: f64, step: f64) -> PyResult<Self> {
+    fn new(py: Python<'_>, lo: &Bound<'_, PyAny>, hi: &Bound<'_, PyAny>, step: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let arg = |name: &str, v: &Bound<'_, PyAny>| real(&format!("grid {name}"), v).map_err(exc::GridError::new_err);
+        let (lo, hi, step) = (arg("lo", lo)?, arg("hi", hi)?, arg("step", step)?);
         grid::PriceGrid::new(lo, hi, step).map(|inner| PyPriceGrid { inner }).map_err(|e| to_pyerr(py, e))
     }
 
@@ -409,12 +458,17 @@ impl PyPriceGrid {
     }
 
     /// Bucket index of `price`: -1 below the grid, `len` at or above its top.
-    fn locate(&self, price: f64) -> i64 {
-        match self.inner.locate(price) {
+    fn locate(&self, price: &Bound<'_, PyAny>) -> PyResult<i64> {
+        let price = number("price", price)?;
+        // (The kernels count a NaN price as below; asked directly, it has no bucket.)
+        if price.is_nan() {
+            return Err(exc::InvalidInputError::new_err("price must be a number, got nan"));
+        }
+        Ok(match self.inner.locate(price) {
             Loc::Below => -1,
             Loc::In(k) => k as i64,
             Loc::Above => self.inner.len() as i64,
-        }
+        })
     }
 
     fn __getnewargs__(&self) -> (f64, f64, f64) {
@@ -436,7 +490,8 @@ impl PyPriceGrid {
 #[pyfunction]
 #[pyo3(name = "auto_step")]
 #[pyo3(signature = (price, tick=0.0))]
-fn py_auto_step(py: Python<'_>, price: f64, tick: f64) -> PyResult<f64> {
+fn py_auto_step(py: Python<'_>, price: &Bound<'_, PyAny>, tick: f64) -> PyResult<f64> {
+    let price = real("price", price).map_err(exc::GridError::new_err)?;
     grid::auto_step(price, tick).map_err(|e| to_pyerr(py, e))
 }
 
@@ -589,10 +644,27 @@ fn py_liquidation_heatmap<'py>(
     margin: &Bound<'py, PyAny>,
     margin_kind: &str,
     time_index: &Bound<'py, PyAny>,
-    n_times: usize,
+    n_times: &Bound<'py, PyAny>,
     grid: PyRef<'py, PyPriceGrid>,
     open_time: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<HeatOut<'py>> {
+    let n_times = match n_times.extract::<usize>() {
+        Ok(n) if !is_bool(n_times) => n,
+        // An int past usize is past the cell limit as well (as the kernel says of smaller ones).
+        Err(_) if n_times.is_instance_of::<PyInt>() && !is_bool(n_times) && n_times.gt(0)? => {
+            return Err(exc::GridError::new_err(format!(
+                "heatmap of {} time rows exceeds the limit of {} cells per side",
+                shown(n_times),
+                aggregate::MAX_HEATMAP_CELLS
+            )));
+        }
+        _ => {
+            return Err(exc::InvalidInputError::new_err(format!(
+                "n_times must be a positive int, got {}",
+                shown(n_times)
+            )));
+        }
+    };
     let batch = Batch::extract(entry, qty, side, margin, margin_kind, open_time)?;
     let time_index = IntArg::extract("time_index", time_index)?;
     let owned = models_of(&models, &since)?;
