@@ -350,3 +350,24 @@ def test_grid_arguments_of_the_wrong_kind() -> None:
         lf.grid_around("100")  # type: ignore[arg-type]
     with pytest.raises(lf.InvalidInputError, match="span must be in"):
         lf.grid_around(100, span="0.3")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "qty,price,words",
+    [
+        (math.nan, 60_000.0, "qty must be finite"),
+        (-1.0, 60_000.0, "qty must be > 0"),
+        (5e-324, 60_000.0, "qty must be a normal float"),
+        (1.0, math.nan, "price must be finite"),
+        (1.0, -60_000.0, "price must be > 0"),
+        (1.0, 0.0, "price must be > 0"),
+    ],
+)
+def test_model_lookups_check_qty_and_price(qty: float, price: float, words: str) -> None:
+    # tier_at used to put NaN and negative sizes in the first tier; usd_notional returned them.
+    model = lf.margin_model("binance-usdm")
+    for f in (model.tier_at, model.usd_notional):
+        with pytest.raises(lf.InvalidPositionError, match=words):
+            f(qty, price)
+    with pytest.raises(lf.InvalidInputError, match="qty must be a number, got '1'"):
+        model.tier_at("1", 60_000)  # type: ignore[arg-type]

@@ -11,6 +11,8 @@ pub enum Field {
     Leverage,
     Margin,
     TimeIndex,
+    /// A price given on its own (tier and notional look-ups).
+    Price,
 }
 
 impl Field {
@@ -22,6 +24,7 @@ impl Field {
             Field::Leverage => "leverage",
             Field::Margin => "margin",
             Field::TimeIndex => "time_index",
+            Field::Price => "price",
         }
     }
 }

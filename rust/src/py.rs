@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyInt};
 
 use crate::aggregate::{self, Column, MarginKind, Models, Positions, Totals};
-use crate::error::{LiqError, Problem};
+use crate::error::{Field, LiqError, Problem};
 use crate::grid::{self, Loc};
 use crate::margin::{self, ContractKind, Leg, MarginInput};
 use crate::tiers::{Tier, TierTable, TierUnit};
@@ -345,13 +345,15 @@ impl PyMarginModel {
     }
 
     /// Index of the tier that applies to `qty` at `price`.
-    fn tier_at(&self, qty: f64, price: f64) -> usize {
-        self.inner.tier_at(qty, price)
+    fn tier_at(&self, py: Python<'_>, qty: &Bound<'_, PyAny>, price: &Bound<'_, PyAny>) -> PyResult<usize> {
+        let (qty, price) = qty_price(py, qty, price)?;
+        Ok(self.inner.tier_at(qty, price))
     }
 
     /// USD value of `qty` at `price` (size·price for linear, face value for inverse).
-    fn usd_notional(&self, qty: f64, price: f64) -> f64 {
-        self.inner.usd_notional(qty, price)
+    fn usd_notional(&self, py: Python<'_>, qty: &Bound<'_, PyAny>, price: &Bound<'_, PyAny>) -> PyResult<f64> {
+        let (qty, price) = qty_price(py, qty, price)?;
+        Ok(self.inner.usd_notional(qty, price))
     }
 
     fn __repr__(&self) -> String {
@@ -365,6 +367,16 @@ impl PyMarginModel {
             if self.inner.overridden { ", overridden" } else { "" }
         )
     }
+}
+
+/// The `qty` and `price` of a tier or notional look-up, checked as a position's are (a NaN
+/// or negative one has no tier: the table search would put it in the first).
+fn qty_price(py: Python<'_>, qty: &Bound<'_, PyAny>, price: &Bound<'_, PyAny>) -> PyResult<(f64, f64)> {
+    let (qty, price) = (number("qty", qty)?, number("price", price)?);
+    margin::MarginModel::check_factor(Field::Qty, qty)
+        .and_then(|()| margin::MarginModel::check_factor(Field::Price, price))
+        .map_err(|p| to_pyerr(py, LiqError::single(p)))?;
+    Ok((qty, price))
 }
 
 fn unknown_venue(venue: &str) -> PyErr {
