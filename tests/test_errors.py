@@ -208,6 +208,39 @@ def test_margin_model_construction_errors() -> None:
 
 
 @pytest.mark.parametrize(
+    "wallet,legs",
+    [
+        (1.0, dict(long_entry=60_000, long_qty=1)),  # would liquidate at 60251, above its entry
+        (1.0, dict(long_entry=60_000, long_qty=1, short_entry=60_000, short_qty=1)),  # used to give 125
+        (0.0, dict(short_entry=60_000, short_qty=1)),
+    ],
+)
+def test_hedge_wallet_must_cover_maintenance(wallet: float, legs: dict) -> None:
+    with pytest.raises(lf.InvalidPositionError, match="does not cover the maintenance margin"):
+        lf.hedge_liquidation_price("binance-usdm", wallet, **legs)
+    # As the single-position call says of one leg.
+    if len(legs) == 2:
+        side, entry, qty = ("long", legs["long_entry"], legs["long_qty"]) if "long_qty" in legs else ("short", legs["short_entry"], legs["short_qty"])
+        with pytest.raises(lf.InvalidPositionError, match="does not cover the maintenance margin"):
+            lf.liquidation_price("binance-usdm", side, entry, qty, margin=wallet, mode="cross")
+
+
+@pytest.mark.parametrize("wallet", [-100.0, math.nan, math.inf, "5000", None, True])
+def test_hedge_wallet_must_be_a_balance(wallet: object) -> None:
+    with pytest.raises(lf.InvalidInputError, match="wallet must be"):
+        lf.hedge_liquidation_price("binance-usdm", wallet, long_entry=60_000, long_qty=1)  # type: ignore[arg-type]
+    with pytest.raises(lf.InvalidInputError, match="short_qty must be a number"):
+        lf.hedge_liquidation_price("binance-usdm", 5000, short_entry=60_000, short_qty="1")  # type: ignore[arg-type]
+
+
+def test_hedge_solvent_at_the_later_entry_only_is_accepted() -> None:
+    # Long 1 from 60k, then 3 short at 58k: the pair would be past liquidation at 60k but is
+    # solvent at 58k, where the short was opened. Net short: liquidated a little above 58k.
+    p = lf.hedge_liquidation_price("binance-usdm", 4_000, long_entry=60_000, long_qty=1, short_entry=58_000, short_qty=3)
+    assert 58_000 < p < 59_000
+
+
+@pytest.mark.parametrize(
     "kw,exc,words",
     [
         (dict(qty=5e-324), lf.InvalidPositionError, "qty must be a normal float"),

@@ -393,14 +393,22 @@ def hedge_liquidation_price(
     fee_rate: float | None = None,
 ) -> float:
     """Cross-margin liquidation price of a hedge-mode long/short pair sharing one wallet
-    (Binance FAQ: both legs share one price; each pays its own tier's maintenance there)."""
+    (Binance FAQ: both legs share one price; each pays its own tier's maintenance there).
+
+    ``wallet`` is the cross wallet balance (>= 0). It must cover the legs' maintenance, net
+    of their PnL, at one leg's entry price at least: the later leg was opened there."""
     model = margin_model(venue, symbol, formula=formula, tiers=tiers, contract_size=contract_size, fee_rate=fee_rate)
-    return float(
-        _core.hedge_liquidation_price(
-            model, float(wallet) - other_maint_margin + other_upnl,
-            long_entry=long_entry, long_qty=long_qty, short_entry=short_entry, short_qty=short_qty,
-        )
-    )
+    wallet = number(wallet, "wallet")
+    # A balance is never negative (losses beyond it are a liquidation already); what the
+    # other positions owe or earn enters through other_maint_margin / other_upnl.
+    if not (math.isfinite(wallet) and wallet >= 0):
+        raise InvalidInputError(f"wallet must be a finite balance >= 0, got {wallet!r}")
+    legs = {
+        k: None if v is None else number(v, k)
+        for k, v in (("long_entry", long_entry), ("long_qty", long_qty), ("short_entry", short_entry), ("short_qty", short_qty))
+    }
+    net = wallet - number(other_maint_margin, "other_maint_margin") + number(other_upnl, "other_upnl")
+    return float(_core.hedge_liquidation_price(model, net, **legs))
 
 
 def max_leverage(venue: str, entry: Any, qty: Any, *, symbol: str = "BTC", formula: str | None = None) -> F64:

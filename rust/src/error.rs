@@ -49,6 +49,9 @@ pub enum Problem {
     BelowMaintenanceAtEntry { margin: f64, maintenance: f64 },
     /// Leverage above what the tier at the entry notional allows.
     LeverageTooHigh { leverage: f64, max_leverage: f64, tier: usize },
+    /// A cross wallet that does not cover the legs' maintenance net of their PnL at any leg's
+    /// entry price: the later leg was opened there, so the account cannot hold both.
+    WalletBelowMaintenance { wallet: f64, needed: f64 },
 }
 
 /// A float as messages show it: as Rust displays it, but in exponent form when very large or
@@ -91,6 +94,13 @@ impl fmt::Display for Problem {
                 Num(*leverage),
                 Num(*max_leverage),
                 tier + 1
+            ),
+            Problem::WalletBelowMaintenance { wallet, needed } => write!(
+                f,
+                "wallet {} does not cover the maintenance margin net of the legs' PnL ({}) at any \
+                 leg's entry price (the account would be liquidated on opening)",
+                Num(*wallet),
+                Num(*needed)
             ),
         }
     }

@@ -559,35 +559,48 @@ pub fn hedge_liq_price(model: &MarginModel, long: Option<Leg>, short: Option<Leg
         MarginModel::validate_shape(*s, l.entry, l.qty).map_err(LiqError::single)?;
     }
     let tiers = model.table.tiers();
-    let solve = |ks: &[usize]| -> f64 {
-        // Sum the per-leg linear terms of equity − maintenance and solve the one equation.
+    let linear = model.rules.kind == ContractKind::Linear;
+    // Equity − maintenance with each leg in tier `ks`, as `num − den·P` (linear) or
+    // `num − den/P` (inverse): the per-leg terms are linear in P (or 1/P), so they sum.
+    let terms = |ks: &[usize]| -> (f64, f64) {
         let (mut num, mut den) = (wallet, 0.0);
         for ((s, l), &k) in legs.iter().zip(ks) {
             let size = model.size(l.qty);
             let (a, c) = model.mm_terms(k, model.margin_notional(size, l.entry));
-            match model.rules.kind {
-                ContractKind::Linear => {
-                    num += -c - s * size * l.entry;
-                    den += size * (a - s);
-                }
-                ContractKind::Inverse => {
-                    num += s * size / l.entry - c;
-                    den += size * (s + a);
-                }
+            if linear {
+                num += -c - s * size * l.entry;
+                den += size * (a - s);
+            } else {
+                num += s * size / l.entry - c;
+                den += size * (s + a);
             }
         }
-        match model.rules.kind {
-            ContractKind::Linear => num / den,
-            ContractKind::Inverse => den / num,
-        }
+        (num, den)
     };
+    let tiers_at = |p: f64| -> Vec<usize> { legs.iter().map(|(_, l)| model.tier_at(l.qty, p)).collect() };
+    // The later leg was opened at its entry with both legs held, so the wallet must cover
+    // maintenance net of PnL at one leg's entry at least (for one leg: the single-position
+    // check). Otherwise the price found below is one the account is already past.
+    let excess = |p: f64| -> f64 {
+        let (num, den) = terms(&tiers_at(p));
+        if linear { num - den * p } else { num - den / p }
+    };
+    let best = legs.iter().map(|(_, l)| excess(l.entry)).fold(f64::NEG_INFINITY, f64::max);
+    if !(best > 0.0) {
+        return Err(LiqError::single(Problem::WalletBelowMaintenance { wallet, needed: wallet - best }));
+    }
+    let solve = |ks: &[usize]| -> f64 {
+        let (num, den) = terms(ks);
+        if linear { num / den } else { den / num }
+    };
+    // Start from each leg's tier at its own entry.
     let mut ks: Vec<usize> = legs.iter().map(|(_, l)| model.tier_at(l.qty, l.entry)).collect();
     let mut p = solve(&ks);
     for _ in 0..2 * tiers.len() + 2 {
         if !usable(p) {
             return Ok(f64::NAN);
         }
-        let next: Vec<usize> = legs.iter().map(|(_, l)| model.tier_at(l.qty, p)).collect();
+        let next = tiers_at(p);
         if next == ks {
             return Ok(p);
         }

@@ -1,7 +1,7 @@
 //! Per-venue test vectors: exchange-reported and documented examples from
 //! `reference/exchanges.md` (each names its source), plus invariants as proptests.
 
-use crate::error::Problem;
+use crate::error::{LiqError, Problem};
 use crate::margin::{Leg, MarginInput, MarginModel, hedge_liq_price};
 use crate::tiers::{Tier, TierTable, TierUnit};
 use crate::venues::venue;
@@ -118,6 +118,23 @@ fn binance_usdm_hedge_cross() {
     // One-way cross equals the isolated formula with the wallet as margin.
     let one = hedge_liq_price(&m, Some(Leg { entry: 60_000.0, qty: 1.0 }), None, 10_000.0).unwrap();
     close(one, lp(&m, 1.0, 60_000.0, 1.0, Amount(10_000.0)), 1e-12);
+}
+
+#[test]
+fn hedge_wallet_must_cover_maintenance_at_an_entry() {
+    let m = binance_btcusdt();
+    let leg = |entry, qty| Some(Leg { entry, qty });
+    let below = |r: Result<f64, LiqError>| {
+        matches!(r, Err(LiqError::Position { problem: Problem::WalletBelowMaintenance { .. }, .. }))
+    };
+    // One leg: the single-position check (this used to liquidate a long above its entry).
+    assert!(below(hedge_liq_price(&m, leg(60_000.0, 1.0), None, 1.0)));
+    assert!(matches!(m.liq_price(1.0, 60_000.0, 1.0, Amount(1.0)), Err(Problem::BelowMaintenanceAtEntry { .. })));
+    // A full hedge locks PnL; the wallet still has to pay maintenance (used to give 125).
+    assert!(below(hedge_liq_price(&m, leg(60_000.0, 1.0), leg(60_000.0, 1.0), 1.0)));
+    // Past liquidation at 60k, solvent at 58k where the short was opened: accepted.
+    let p = hedge_liq_price(&m, leg(60_000.0, 1.0), leg(58_000.0, 3.0), 4_000.0).unwrap();
+    assert!(p > 58_000.0 && p < 59_000.0, "{p}");
 }
 
 // --- Binance COIN-M ----------------------------------------------------------------------
