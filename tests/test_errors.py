@@ -208,6 +208,31 @@ def test_margin_model_construction_errors() -> None:
 
 
 @pytest.mark.parametrize(
+    "entry,qty,exc,words",
+    [
+        (np.array([math.nan]), np.array([1.0]), lf.InvalidPositionError, "position 0: entry must be finite"),
+        (np.array([60_000.0]), np.array([-1.0]), lf.InvalidPositionError, "position 0: qty must be > 0"),
+        (np.full(2, 60_000.0), np.ones(1), lf.InvalidArrayError, "qty has 1 rows but entry has 2"),
+        (np.full((2, 2), 60_000.0), np.ones((2, 2)), lf.InvalidArrayError, "got a 2-D"),
+        (np.full(2, 60_000.0, dtype=np.float32), np.ones(2), lf.InvalidArrayError, "entry must be a 1-D float64"),
+        (["60000"], [1.0], lf.InvalidArrayError, r"entry\[0\] must be a number"),
+    ],
+)
+def test_max_leverage_checks_its_inputs(entry: object, qty: object, exc: type[Exception], words: str) -> None:
+    # It used to give 1x for a NaN notional and broadcast mismatched or 2-D arrays.
+    with pytest.raises(exc, match=words):
+        lf.max_leverage("binance-usdm", entry, qty)
+
+
+def test_max_leverage_is_the_entry_tier_maximum() -> None:
+    model = lf.margin_model("binance-usdm")
+    entry, qty = np.array([60_000.0, 60_000.0, 60_000.0]), np.array([0.1, 5.0, 1_000.0])
+    want = [model.tiers[model.tier_at(q, e)][4] for e, q in zip(entry, qty)]
+    np.testing.assert_array_equal(lf.max_leverage("binance-usdm", entry, qty), want)
+    np.testing.assert_array_equal(lf.max_leverage("binance-usdm", list(entry), list(qty)), want)
+
+
+@pytest.mark.parametrize(
     "wallet,legs",
     [
         (1.0, dict(long_entry=60_000, long_qty=1)),  # would liquidate at 60251, above its entry

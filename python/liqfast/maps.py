@@ -413,22 +413,10 @@ def hedge_liquidation_price(
 
 def max_leverage(venue: str, entry: Any, qty: Any, *, symbol: str = "BTC", formula: str | None = None) -> F64:
     """Highest leverage the venue allows for each position: the max leverage of the tier at
-    its entry notional (vectorised; handy to cap assumed leverage mixes)."""
+    its entry notional (handy to cap assumed leverage mixes). ``entry``/``qty`` follow the
+    array contract of the batch functions; bad rows raise ``InvalidPositionError``."""
     model = margin_model(venue, symbol, formula=formula)
-    entry = np.asarray(entry, dtype=np.float64)
-    qty = np.asarray(qty, dtype=np.float64)
-    size = qty * model.contract_size
-    linear = model.kind == "linear"
-    if model.tier_unit == "contracts":
-        measure = qty
-    elif model.tier_unit == "quote":
-        measure = size * entry if linear else size
-    else:
-        measure = size if linear else size / entry
-    rows = model.tiers
-    caps = np.array([r[1] for r in rows[:-1]])
-    k = np.searchsorted(caps, measure, side="right")
-    out: F64 = np.array([r[4] for r in rows], dtype=np.float64)[k]
+    out: F64 = _core.max_leverages(model, _f64(entry, "entry"), _f64(qty, "qty"))
     return out
 
 

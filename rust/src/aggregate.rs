@@ -272,6 +272,22 @@ pub fn liquidation_prices(pos: &Positions, models: &Models, out: &mut [f64]) -> 
     first_error(results).map(|_| ())
 }
 
+/// Highest leverage the venue allows per position (the maximum of the tier at its entry
+/// notional), after checking entry and quantity as the liquidation kernels do.
+pub fn max_leverages(model: &MarginModel, entry: &[f64], qty: &[f64], out: &mut [f64]) -> Result<()> {
+    if qty.len() != entry.len() {
+        return Err(LiqError::Array(format!("qty has {} rows but entry has {}", qty.len(), entry.len())));
+    }
+    if out.len() != entry.len() {
+        return Err(LiqError::Array(format!("output has {} rows, positions {}", out.len(), entry.len())));
+    }
+    for (i, ((&e, &q), o)) in entry.iter().zip(qty).zip(out.iter_mut()).enumerate() {
+        MarginModel::validate_shape(1.0, e, q).map_err(|p| LiqError::at(i, p))?;
+        *o = model.max_leverage_at(q, e);
+    }
+    Ok(())
+}
+
 /// Where the notional went, per side (`[long, short]`), so callers can check conservation:
 /// `in_grid + below + above + never` is the whole book.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]

@@ -703,6 +703,28 @@ fn py_liquidation_heatmap<'py>(
     Ok((long, short, totals_dict(py, &t)?))
 }
 
+/// Highest leverage `model` allows per position: the maximum of the tier at its entry
+/// notional.
+#[pyfunction]
+#[pyo3(name = "max_leverages")]
+fn py_max_leverages<'py>(
+    py: Python<'py>,
+    model: PyRef<'py, PyMarginModel>,
+    entry: &Bound<'py, PyAny>,
+    qty: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    let (entry, qty) = (array::<f64>("entry", "float64", entry)?, array::<f64>("qty", "float64", qty)?);
+    let (e, q) = (entry.as_slice().expect("checked contiguous"), qty.as_slice().expect("checked contiguous"));
+    let out = PyArray1::<f64>::zeros(py, e.len(), false);
+    {
+        let mut rw = out.readwrite();
+        let dst = rw.as_slice_mut().map_err(|e| exc::LiqfastError::new_err(format!("internal error: {e}")))?;
+        let m = &model.inner;
+        enter(py, e.len() >= DETACH_MIN, || aggregate::max_leverages(m, e, q, dst))?;
+    }
+    Ok(out)
+}
+
 /// Cross-margin liquidation price of a hedge-mode pair sharing one wallet (Binance FAQ);
 /// either leg may be omitted. `wallet` is net of other positions' maintenance and PnL.
 #[pyfunction]
@@ -770,6 +792,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(py_liquidation_map, m)?)?;
     m.add_function(wrap_pyfunction!(py_liquidation_heatmap, m)?)?;
     m.add_function(wrap_pyfunction!(py_hedge_liquidation_price, m)?)?;
+    m.add_function(wrap_pyfunction!(py_max_leverages, m)?)?;
     m.add_function(wrap_pyfunction!(py_thread_count, m)?)?;
     m.add_function(wrap_pyfunction!(py_stream_read, m)?)?;
     crate::py_model::register(m)?;
