@@ -286,3 +286,39 @@ def test_taker_tilt_hedges_the_passive_side() -> None:
     even = replay(b, params=ModelParams(side_rule="even"), grid=None).model.cohorts("binance-usdm")
     tilt = replay(b, params=ModelParams(side_rule="taker", taker_tilt=1.0), grid=None).model.cohorts("binance-usdm")
     assert np.isnan(tilt["liq"]).sum() > np.isnan(even["liq"]).sum() == 0
+
+
+def test_bars_timestamps_must_be_whole_ms() -> None:
+    cols = ([100.0, 100.0], [101.0, 101.0], [99.0, 99.0], [100.0, 100.0])
+    assert Bars.of(np.array([1.7e12, 1.7e12 + H]), *cols).ts_ms.tolist() == [1_700_000_000_000, 1_700_003_600_000]
+    assert Bars.of(np.array([1, 2], np.uint32), *cols).ts_ms.dtype == np.int64
+    for ts, words in ((["a", "b"], "must be integers .* got strings"), ([0.0, math.nan], r"ts_ms\[1\] = nan"),
+                      ([1.5, 2.5], r"ts_ms\[0\] = 1.5 is not a whole number"), ([0.0, 1e30], r"ts_ms\[1\]"),
+                      ([True, False], "got booleans"), (np.array([1, 2**64 - 1], np.uint64), r"ts_ms\[1\].*int64 range")):
+        with pytest.raises(lf.InvalidBarsError, match=words):
+            Bars.of(ts, *cols)
+    with pytest.raises(lf.InvalidBarsError, match="open must be numbers"):
+        Bars.of([1, 2], ["x", "y"], *cols[1:])
+
+
+def test_csv_timestamps_are_exact_integers(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    head = "ts_ms,open,high,low,close,oi_close_usd\n"
+    p = tmp_path / "bars.csv"
+    # A spreadsheet's byte-order mark used to hide the ts_ms column.
+    p.write_bytes(b"\xef\xbb\xbf" + (head + "1700000000000,2,3,1,2,5\n1.7000036e12,2,3,1,2,5\n").encode())
+    assert Bars.from_csv(p).ts_ms.tolist() == [1_700_000_000_000, 1_700_003_600_000]
+    p.write_text(head + "9223372036854775806,2,3,1,2,5\n9223372036854775807,2,3,1,2,5\n")
+    assert Bars.from_csv(p).ts_ms[-1] == 2**63 - 1  # exact, not through a float
+    for bad, words in (("nan", "not a whole number"), ("inf", "not a whole number"), ("1e30", "outside the int64 range"),
+                       ("1700000000000.5", "not a whole number"), ("", "ts_ms is empty"), ("x", "not a number"),
+                       ("9223372036854775808", "outside the int64 range")):
+        p.write_text(head + "1,2,3,1,2,5\n" + bad + ",2,3,1,2,5\n")
+        with pytest.raises(lf.InvalidBarsError, match=f"bars.csv:3: .*{words}") as info:
+            Bars.from_csv(p)
+        assert info.value.index == 1
+    r = tmp_path / "realized.csv"
+    r.write_bytes(b"\xef\xbb\xbfts_ms,long_usd,short_usd\n1,2,3\n2,0,0\n")
+    assert lf.model.read_realized(r)[0].tolist() == [1, 2]
+    r.write_text("ts_ms,long_usd,short_usd\n1,2,3\nnan,0,0\n")
+    with pytest.raises(lf.InvalidBarsError, match="realized.csv:3"):
+        lf.model.read_realized(r)

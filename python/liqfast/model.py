@@ -29,6 +29,7 @@ interpolated: the bar after a gap only sweeps its own range.
 from __future__ import annotations
 
 import csv
+import decimal
 import gzip
 import io
 import math
@@ -123,10 +124,51 @@ class ModelParams(msgspec.Struct, frozen=True, kw_only=True):
 def _f64(x: Any, n: int, name: str) -> F64:
     if x is None:
         return np.full(n, np.nan)
-    a = np.ascontiguousarray(x, dtype=np.float64)
+    try:
+        a = np.ascontiguousarray(x, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InvalidBarsError(f"{name} must be numbers") from None
     if a.shape != (n,):
         raise InvalidBarsError(f"{name} has shape {a.shape}, expected ({n},)")
     return a
+
+
+def _whole(v: object) -> bool:
+    """An integer (Python or numpy), not a bool."""
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _bad_row(message: str, index: int | None) -> InvalidBarsError:
+    err = InvalidBarsError(message)
+    err.index = index
+    return err
+
+
+def _timestamps(x: Any, name: str = "ts_ms") -> npt.NDArray[np.int64]:
+    """Epoch-ms timestamps as int64: integers, or floats that are exact integers in the int64
+    range. A plain cast truncated 1.5 to 1 and turned NaN or 1e30 into INT64_MIN."""
+    try:
+        a = np.asarray(x)
+    except (TypeError, ValueError):
+        raise InvalidBarsError(f"{name} must be a 1-D sequence of integers (UTC ms)") from None
+    if a.ndim != 1:
+        raise InvalidBarsError(f"{name} must be 1-D, got shape {a.shape}")
+    if a.dtype.kind == "u" and len(a) and a.max() > np.iinfo(np.int64).max:
+        i = int(np.argmax(a > np.iinfo(np.int64).max))
+        raise _bad_row(f"{name}[{i}] = {a[i]} is outside the int64 range", i)
+    if a.dtype.kind in "iu":
+        return np.ascontiguousarray(a, dtype=np.int64)
+    if a.dtype.kind == "f":
+        with np.errstate(invalid="ignore"):
+            ok = np.isfinite(a) & (a == np.trunc(a)) & (a >= -(2.0**63)) & (a < 2.0**63)
+        if not ok.all():
+            i = int(np.argmin(ok))
+            raise _bad_row(f"{name}[{i}] = {float(a[i])!r} is not a whole number of ms within int64", i)
+        return np.ascontiguousarray(a.astype(np.int64))
+    if len(a) == 0:
+        return np.zeros(0, np.int64)
+    kind = {"U": "strings", "S": "bytes", "O": "objects", "b": "booleans"}.get(a.dtype.kind, f"{a.dtype} values")
+    raise InvalidBarsError(f"{name} must be integers (UTC ms), got {kind}")
 
 
 @dataclass(frozen=True)
@@ -152,9 +194,7 @@ class Bars:
         oi_close_usd: Any = None,
         taker_net_base: Any = None,
     ) -> Bars:
-        ts = np.ascontiguousarray(ts_ms, dtype=np.int64)
-        if ts.ndim != 1:
-            raise InvalidBarsError(f"ts_ms must be 1-D, got shape {ts.shape}")
+        ts = _timestamps(ts_ms)
         n = len(ts)
         b = cls(ts, _f64(open, n, "open"), _f64(high, n, "high"), _f64(low, n, "low"), _f64(close, n, "close"),
                 _f64(oi_close_usd, n, "oi_close_usd"), _f64(taker_net_base, n, "taker_net_base"))
@@ -165,7 +205,7 @@ class Bars:
     def from_csv(cls, path: str | Path) -> Bars:
         """Read ``ts_ms,open,high,low,close,oi_close_usd[,taker_net_base]`` (plain or .gz)."""
         cols = _read_csv(path, ["ts_ms", "open", "high", "low", "close", "oi_close_usd"], ["taker_net_base"])
-        return cls.of(cols["ts_ms"].astype(np.int64), cols["open"], cols["high"], cols["low"], cols["close"],
+        return cls.of(cols["ts_ms"], cols["open"], cols["high"], cols["low"], cols["close"],
                       cols["oi_close_usd"], cols.get("taker_net_base"))
 
     def __len__(self) -> int:
@@ -186,7 +226,27 @@ class Bars:
         return (self.ts_ms, self.open, self.high, self.low, self.close, self.oi_close_usd, self.taker_net_base)
 
 
-def _read_csv(path: str | Path, required: list[str], optional: list[str]) -> dict[str, F64]:
+def _int_field(text: str) -> int:
+    """An integer CSV field: digits, or a number like 1.7e12 that is exactly an integer (read
+    exactly, not through a float); within int64."""
+    s = text.strip()
+    try:
+        v = int(s)
+    except ValueError:
+        try:
+            d = decimal.Decimal(s)
+        except decimal.InvalidOperation:
+            raise ValueError(f"ts_ms {s!r} is not a number") from None
+        if not d.is_finite() or d != d.to_integral_value():
+            raise ValueError(f"ts_ms {s!r} is not a whole number of ms") from None
+        v = int(d)
+    if not -(2**63) <= v < 2**63:
+        raise ValueError(f"ts_ms {s!r} is outside the int64 range")
+    return v
+
+
+def _read_csv(path: str | Path, required: list[str], optional: list[str]) -> dict[str, Any]:
+    """The columns by name: ``ts_ms`` as int64 (exact), the others float64 (empty = NaN)."""
     p = Path(path)
     try:
         raw = p.read_bytes()
@@ -198,7 +258,7 @@ def _read_csv(path: str | Path, required: list[str], optional: list[str]) -> dic
         except (OSError, EOFError) as e:
             raise InvalidBarsError(f"{p}: corrupt gzip ({e})") from None
     try:
-        text = raw.decode()
+        text = raw.decode("utf-8-sig")  # (a spreadsheet's byte-order mark is not part of "ts_ms")
     except UnicodeDecodeError:
         raise InvalidBarsError(f"{p}: not UTF-8 text") from None
     reader = csv.reader(io.StringIO(text))
@@ -209,40 +269,51 @@ def _read_csv(path: str | Path, required: list[str], optional: list[str]) -> dic
     missing = [c for c in required if c not in header]
     if missing:
         raise InvalidBarsError(f"{p}: missing column(s) {', '.join(missing)} (header: {','.join(header)})")
-    want = [c for c in required + optional if c in header]
+    want = [c for c in required + optional if c in header and c != "ts_ms"]
     idx = [header.index(c) for c in want]
+    t_idx = header.index("ts_ms")
+    ts: list[int] = []
     rows: list[list[float]] = []
     for line, row in enumerate(reader, start=2):
         if not row:
             continue
         try:
+            if t_idx >= len(row) or row[t_idx].strip() == "":
+                raise ValueError("ts_ms is empty")
+            ts.append(_int_field(row[t_idx]))
             rows.append([float(row[i]) if i < len(row) and row[i].strip() != "" else math.nan for i in idx])
         except ValueError as e:
-            err = InvalidBarsError(f"{p}:{line}: {e}")
-            err.index = line - 2
-            raise err from None
+            raise _bad_row(f"{p}:{line}: {e}", len(rows)) from None
     arr = np.array(rows, dtype=np.float64).reshape(len(rows), len(want))
-    return {c: np.ascontiguousarray(arr[:, j]) for j, c in enumerate(want)}
+    out: dict[str, Any] = {c: np.ascontiguousarray(arr[:, j]) for j, c in enumerate(want)}
+    out["ts_ms"] = np.array(ts, dtype=np.int64)
+    return out
 
 
 def read_realized(path: str | Path) -> tuple[npt.NDArray[np.int64], F64, F64]:
     """Realized liquidations ``ts_ms,long_usd,short_usd`` (plain or .gz)."""
     cols = _read_csv(path, ["ts_ms", "long_usd", "short_usd"], [])
-    ts = cols["ts_ms"].astype(np.int64)
-    if np.any(np.diff(ts) <= 0):
-        i = int(np.argmax(np.diff(ts) <= 0)) + 1
-        err = InvalidBarsError(f"{path}: realized timestamps must increase (row {i})")
-        err.index = i
-        raise err
-    for name in ("long_usd", "short_usd"):
-        v = cols[name]
+    return check_realized((cols["ts_ms"], cols["long_usd"], cols["short_usd"]), where=f"{path}: ")
+
+
+def check_realized(realized: Any, *, where: str = "") -> tuple[npt.NDArray[np.int64], F64, F64]:
+    """Realized liquidations ``(ts_ms, long_usd, short_usd)`` as arrays: one length, strictly
+    increasing integer timestamps, finite USD >= 0; else ``InvalidBarsError`` naming the row
+    (``where`` prefixes the message)."""
+    if isinstance(realized, (str, bytes)) or not isinstance(realized, (tuple, list)) or len(realized) != 3:
+        raise InvalidInputError(f"{where}realized must be a (ts_ms, long_usd, short_usd) tuple of arrays")
+    ts = _timestamps(realized[0], "realized ts_ms")
+    long_usd, short_usd = (_f64(realized[k], len(ts), f"realized {name}") for k, name in ((1, "long_usd"), (2, "short_usd")))
+    back = np.diff(ts) <= 0
+    if back.any():
+        i = int(np.argmax(back)) + 1
+        raise _bad_row(f"{where}realized timestamps must increase (row {i})", i)
+    for name, v in (("long_usd", long_usd), ("short_usd", short_usd)):
         bad = ~np.isfinite(v) | (v < 0)
         if bad.any():
             i = int(np.argmax(bad))
-            err = InvalidBarsError(f"{path}: {name} must be finite and >= 0 (row {i}: {v[i]})")
-            err.index = i
-            raise err
-    return ts, cols["long_usd"], cols["short_usd"]
+            raise _bad_row(f"{where}{name} must be finite and >= 0 (row {i}: {v[i]})", i)
+    return ts, long_usd, short_usd
 
 
 # ---------------------------------------------------------------------------------------------
