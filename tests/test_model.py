@@ -288,6 +288,25 @@ def test_taker_tilt_hedges_the_passive_side() -> None:
     assert np.isnan(tilt["liq"]).sum() > np.isnan(even["liq"]).sum() == 0
 
 
+def test_leverage_filters_must_be_ordered_pairs() -> None:
+    b = synthetic_bars(40, seed=32)
+    res = replay(b)
+    assert res.heatmap is not None
+    grid = res.heatmap.grid
+    for bad in ((50.0, 10.0), (math.nan, math.nan), (math.nan, 100.0), (-1.0, 10.0)):
+        with pytest.raises(lf.InvalidInputError, match="leverage range must have 0 <= low <= high"):
+            res.model.map(grid, leverage=bad)
+        with pytest.raises(lf.InvalidInputError, match="leverage range must have 0 <= low <= high"):
+            replay(b, leverage=bad)
+    for bad in ((10.0,), 10.0, None, ("a", "b")):
+        with pytest.raises(lf.InvalidInputError, match="leverage must be a"):
+            res.model.map(grid, leverage=bad)  # type: ignore[arg-type]
+        with pytest.raises(lf.InvalidInputError, match="leverage must be a"):
+            replay(b, leverage=bad)  # type: ignore[arg-type]
+    one = res.model.map(grid, leverage=(25.0, 25.0))
+    assert one[0].sum() >= 0
+
+
 def test_bars_timestamps_must_be_whole_ms() -> None:
     cols = ([100.0, 100.0], [101.0, 101.0], [99.0, 99.0], [100.0, 100.0])
     assert Bars.of(np.array([1.7e12, 1.7e12 + H]), *cols).ts_ms.tolist() == [1_700_000_000_000, 1_700_003_600_000]

@@ -498,9 +498,10 @@ class LiveModel:
 
     def map(self, grid: _core.PriceGrid, *, venue: str | None = None, side: Literal["long", "short"] | None = None,
             leverage: tuple[float, float] = (0.0, math.inf)) -> tuple[F64, F64]:
-        """The live liquidation map (USD per bucket) now, optionally filtered."""
+        """The live liquidation map (USD per bucket) now, optionally filtered (``leverage``:
+        keep leverage points within (low, high), 0 <= low <= high)."""
         v = None if venue is None else self.index(venue)
-        return self._core.snapshot(grid, self._scales(), v, side, leverage[0], leverage[1])
+        return self._core.snapshot(grid, self._scales(), v, side, *_leverage_bounds(leverage))
 
     def evidence(self, venue: str, side: Literal["long", "short"], price: float, usd: float, tolerance: float = 0.002) -> float:
         """A realized liquidation reported by ``venue``: remove matching mass near ``price``.
@@ -542,6 +543,15 @@ class LiveModel:
         self.feedback.num, self.feedback.den, self.feedback.last_ts = head.feedback
         self._core = core
         return self
+
+
+def _leverage_bounds(leverage: Any) -> tuple[float, float]:
+    """A leverage filter as (low, high) floats (the core checks 0 <= low <= high)."""
+    try:
+        lo, hi = leverage
+        return float(lo), float(hi)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"leverage must be a (low, high) pair of numbers, got {leverage!r}") from None
 
 
 def _check_factors(scale: Mapping[str, float], weights: Mapping[str, float], error: type[Exception]) -> None:
@@ -634,6 +644,7 @@ def replay(
     res = resolution_ms or auto_resolution(win, step_ms)
     if res % step_ms:
         raise InvalidInputError(f"resolution_ms {res} must be a multiple of the bar interval {step_ms}")
+    lev_lo, lev_hi = _leverage_bounds(leverage)
     g: _core.PriceGrid | None
     if isinstance(grid, str):
         if grid != "auto":
@@ -650,7 +661,7 @@ def replay(
         for v in names:
             p = profiles.get(v)
             prof.append(None if p is None else tuple(np.ascontiguousarray(x, dtype=t) for x, t in zip(p, (np.float64, np.float64, np.int64))))
-    out: dict[str, Any] = live._core.replay([series[v].columns() for v in names], live._scales(), g, res, leverage[0], leverage[1], prof)
+    out: dict[str, Any] = live._core.replay([series[v].columns() for v in names], live._scales(), g, res, lev_lo, lev_hi, prof)
     heat = None
     if g is not None and "heatmap_at" in out:
         at = out["heatmap_at"]

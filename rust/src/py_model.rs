@@ -30,6 +30,16 @@ fn invalid(m: String) -> LiqError {
     LiqError::Invalid(m)
 }
 
+/// The leverage filter's bounds: 0 <= lo <= hi (hi may be infinite). Reversed bounds kept
+/// nothing and NaN ones everything in a snapshot but nothing in a replay, all silently.
+fn check_leverage_range(lo: f64, hi: f64) -> Result<(), LiqError> {
+    if lo >= 0.0 && lo <= hi {
+        Ok(())
+    } else {
+        Err(invalid(format!("leverage range must have 0 <= low <= high, got ({lo}, {hi})")))
+    }
+}
+
 /// Parameters from a dict with the field names of `liqfast.model.ModelParams`.
 fn params_from(d: &Bound<'_, PyDict>) -> Result<Params, LiqError> {
     let mut p = Params::default();
@@ -209,6 +219,7 @@ impl PyModel {
         lev_hi: f64,
         profiles: Option<Vec<Option<ProfileArrays<'py>>>>,
     ) -> PyResult<Bound<'py, PyDict>> {
+        check_leverage_range(lev_lo, lev_hi).map_err(|e| to_pyerr(py, e))?;
         let profiles: Option<Vec<Option<model::Profiles>>> = profiles
             .map(|ps| ps.iter().map(|p| p.as_ref().map(profile_from).transpose()).collect::<Result<_, _>>())
             .transpose()
@@ -270,6 +281,7 @@ impl PyModel {
                 return Err(to_pyerr(py, invalid(format!("side must be 'long', 'short' or None, got {other:?}"))));
             }
         };
+        check_leverage_range(lev_lo, lev_hi).map_err(|e| to_pyerr(py, e))?;
         if scale.len() != self.inner.venues.len() {
             return Err(to_pyerr(
                 py,
