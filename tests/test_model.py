@@ -288,6 +288,43 @@ def test_taker_tilt_hedges_the_passive_side() -> None:
     assert np.isnan(tilt["liq"]).sum() > np.isnan(even["liq"]).sum() == 0
 
 
+def _one_row_profiles(b: Bars, price: Any, volume: Any) -> dict[str, tuple[Any, Any, Any]]:
+    n = len(b)
+    return {"binance-usdm": (np.broadcast_to(price, n).astype(float), np.broadcast_to(volume, n).astype(float),
+                             np.arange(n + 1, dtype=np.int64))}
+
+
+def test_bad_profiles_are_refused() -> None:
+    b = synthetic_bars(30, seed=31)
+    p = ModelParams(entry_rule="profile")
+    ok = replay(b, params=p, grid=None, profiles=_one_row_profiles(b, b.close, 1.0))
+    # A bucket named by its lower edge, a little below the low, enters at the low.
+    edge = replay(b, params=p, grid=None, profiles=_one_row_profiles(b, b.low * 0.999, 1.0))
+    at_low = replay(b, params=p, grid=None, profiles=_one_row_profiles(b, b.low, 1.0))
+    np.testing.assert_array_equal(edge.long_usd, at_low.long_usd)
+    assert not np.array_equal(ok.long_usd, at_low.long_usd)
+    for price, volume, words in ((b.high * 2, 1.0, "profile price .* outside the bar's range"),
+                                 (b.low * 0.5, 1.0, "profile price .* outside"),
+                                 (np.nan, 1.0, "profile price NaN is outside"),
+                                 (b.close, np.nan, "profile volume must be finite and >= 0, got NaN"),
+                                 (b.close, -1.0, "profile volume must be finite and >= 0, got -1")):
+        with pytest.raises(lf.InvalidBarsError, match=words) as info:
+            replay(b, params=p, grid=None, profiles=_one_row_profiles(b, price, volume))
+        assert info.value.index == 0
+    with pytest.raises(lf.InvalidInputError, match="profiles for venues not replayed: bybit-linear"):
+        replay(b, params=p, grid=None, profiles={"bybit-linear": _one_row_profiles(b, b.close, 1.0)["binance-usdm"]})
+    with pytest.raises(lf.InvalidInputError, match=r"\(prices, volumes, offsets\)"):
+        replay(b, params=p, grid=None, profiles={"binance-usdm": (b.close, b.close)})  # type: ignore[dict-item]
+    with pytest.raises(lf.InvalidArrayError, match="offsets .* integers"):
+        replay(b, params=p, grid=None, profiles={"binance-usdm": (b.close, b.close, np.arange(len(b) + 1) + 0.5)})
+    live = LiveModel(params=p, bar_ms=H)
+    with pytest.raises(lf.InvalidBarsError, match="profile price"):
+        live.step("binance-usdm", int(b.ts_ms[0]), b.open[0], b.high[0], b.low[0], b.close[0], 1e9,
+                  profile=[(b.high[0] * 3, 1.0)])
+    live.step("binance-usdm", int(b.ts_ms[0]), b.open[0], b.high[0], b.low[0], b.close[0], 1e9,
+              profile=[(b.close[0], 1.0)])
+
+
 def test_leverage_filters_must_be_ordered_pairs() -> None:
     b = synthetic_bars(40, seed=32)
     res = replay(b)

@@ -43,7 +43,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _core
-from .errors import InvalidBarsError, InvalidInputError
+from .errors import InvalidArrayError, InvalidBarsError, InvalidInputError
 from .maps import grid_step
 from .venues import margin_models
 
@@ -74,7 +74,9 @@ class ModelParams(msgspec.Struct, frozen=True, kw_only=True):
     leverage_points: int = 7
     #: "typical" ((h+l+c)/3), "close", "range" (``entry_points`` spread over [low, high], offset
     #: from bar to bar) or "profile" (the volume-weighted prices of ``entry_points``
-    #: equal-volume slices of the bar's trades; range without them).
+    #: equal-volume slices of the bar's trades; range without them). A bar's profile prices
+    #: must lie in its [low, high] (bucket edges up to 1 % outside are clamped into it) and
+    #: its volumes be finite and >= 0, else ``InvalidBarsError``.
     entry_rule: Literal["typical", "close", "range", "profile"] = "range"
     entry_points: int = 3
     #: "even": both sides fully leveraged; "taker": the passive side of the net taker flow is
@@ -600,6 +602,30 @@ class _Header(msgspec.Struct, forbid_unknown_fields=True):
         return None
 
 
+def _check_profile_venues(profiles: Any, names: list[str]) -> None:
+    """Refuses profiles of venues not replayed (they used to be ignored without a word)."""
+    if not isinstance(profiles, Mapping):
+        raise InvalidInputError(f"profiles must be a mapping {{venue: (prices, volumes, offsets)}}, got {type(profiles).__name__}")
+    extra = [k for k in profiles if k not in names]
+    if extra:
+        raise InvalidInputError(f"profiles for venues not replayed: {', '.join(map(str, extra))} (replayed: {', '.join(names)})")
+
+
+def _profile_arrays(venue: str, p: Any) -> tuple[Any, ...] | None:
+    if p is None:
+        return None
+    if isinstance(p, (str, bytes)) or not isinstance(p, (tuple, list)) or len(p) != 3:
+        raise InvalidInputError(f"profile of {venue} must be a (prices, volumes, offsets) tuple of arrays")
+    try:
+        prices, volumes = (np.ascontiguousarray(x, dtype=np.float64) for x in p[:2])
+        offsets = np.asarray(p[2])
+    except (TypeError, ValueError):
+        raise InvalidArrayError(f"profile of {venue}: prices and volumes must be numbers, offsets integers") from None
+    if offsets.dtype.kind not in "iu":  # (a float cast would truncate)
+        raise InvalidArrayError(f"profile offsets of {venue} must be integers, got {offsets.dtype}")
+    return prices, volumes, np.ascontiguousarray(offsets, dtype=np.int64)
+
+
 def replay(
     bars: Bars | Mapping[str, Bars],
     *,
@@ -657,10 +683,8 @@ def replay(
         g = grid
     prof: list[Any] | None = None
     if profiles is not None:
-        prof = []
-        for v in names:
-            p = profiles.get(v)
-            prof.append(None if p is None else tuple(np.ascontiguousarray(x, dtype=t) for x, t in zip(p, (np.float64, np.float64, np.int64))))
+        _check_profile_venues(profiles, names)
+        prof = [_profile_arrays(v, profiles.get(v)) for v in names]
     out: dict[str, Any] = live._core.replay([series[v].columns() for v in names], live._scales(), g, res, lev_lo, lev_hi, prof)
     heat = None
     if g is not None and "heatmap_at" in out:
