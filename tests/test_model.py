@@ -344,6 +344,26 @@ def test_leverage_filters_must_be_ordered_pairs() -> None:
     assert one[0].sum() >= 0
 
 
+def test_replay_window_and_resolution_are_checked() -> None:
+    b = synthetic_bars(48, seed=33)
+    auto = replay(b).heatmap
+    assert auto is not None and auto.resolution_ms == auto_resolution(48 * H, H) and len(auto.ts_ms) > 0
+    for window in (-1, 0, True, 1.5, 10**20, "2w"):
+        with pytest.raises(lf.InvalidInputError, match="window must be one of"):
+            replay(b, window=window)  # type: ignore[arg-type]
+    for res_ms in (0, -H, 1.5 * H, True, 10**20):
+        with pytest.raises(lf.InvalidInputError, match="resolution_ms must be"):
+            replay(b, resolution_ms=res_ms)  # type: ignore[arg-type]
+    # Columns longer than the window (or the span) used to leave an empty heatmap.
+    with pytest.raises(lf.InvalidInputError, match="longer than the window"):
+        replay(b, resolution_ms=100 * H)
+    with pytest.raises(lf.InvalidInputError, match="longer than the window"):
+        replay(b, window="12h", resolution_ms=24 * H)
+    whole = replay(b, resolution_ms=48 * H).heatmap
+    assert whole is not None and len(whole.ts_ms) >= 1
+    assert replay(b, resolution_ms=100 * H, grid=None).heatmap is None  # no heatmap, nothing to fit
+
+
 def test_bars_timestamps_must_be_whole_ms() -> None:
     cols = ([100.0, 100.0], [101.0, 101.0], [99.0, 99.0], [100.0, 100.0])
     assert Bars.of(np.array([1.7e12, 1.7e12 + H]), *cols).ts_ms.tolist() == [1_700_000_000_000, 1_700_003_600_000]

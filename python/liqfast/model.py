@@ -602,6 +602,10 @@ class _Header(msgspec.Struct, forbid_unknown_fields=True):
         return None
 
 
+#: Longest window (and heatmap resolution) of a replay: 100 years of ms.
+_MAX_WINDOW_MS = 100 * 366 * 86_400_000
+
+
 def _check_profile_venues(profiles: Any, names: list[str]) -> None:
     """Refuses profiles of venues not replayed (they used to be ignored without a word)."""
     if not isinstance(profiles, Mapping):
@@ -644,13 +648,15 @@ def replay(
 
     Returns per-bar predicted liquidations on the merged timeline and, unless ``grid=None``,
     the heatmap: a column per ``resolution_ms`` of time, aligned to its multiples and taken
-    after that interval's last bar (default: automatic for ``window`` or the span, ≤ 500
-    columns) on ``grid`` (default: automatic from the price range, ≤ 2,000
-    buckets). ``window`` ("12h" … "1y" or ms) keeps only the heatmap columns inside the last
-    ``window`` of the series (the book is still built from all bars). ``leverage`` filters the
-    heatmap to leverage points within the range. ``profiles`` gives, per venue, the traded
-    volume by price of every bar as ``(prices, volumes, offsets)`` (bar i = rows
-    ``offsets[i]:offsets[i+1]``) for ``entry_rule="profile"``.
+    after that interval's last bar (``None``, the default: automatic for ``window`` or the
+    span, ≤ 500 columns; else a multiple of the bar interval, at most the window) on ``grid``
+    (default: automatic from the price range, ≤ 2,000 buckets). ``window`` ("12h" … "1y", or
+    ms > 0, at most 100 years; ``None``: the whole span) keeps only the heatmap columns inside
+    the last ``window`` of the series (the book is still built from all bars). ``leverage``
+    ``(low, high)``, 0 <= low <= high, filters the heatmap to leverage points within the
+    range. ``profiles`` gives, per venue of ``bars``, the traded volume by price of every bar
+    as ``(prices, volumes, offsets)`` (bar i = rows ``offsets[i]:offsets[i+1]``) for
+    ``entry_rule="profile"`` (see :class:`ModelParams` for what a profile must hold).
     """
     series = dict(bars) if isinstance(bars, Mapping) else {venue: bars}
     if not series:
@@ -665,9 +671,15 @@ def replay(
     span = int(all_ts[-1] - all_ts[0]) + min(bar_ms.values()) if len(all_ts) else 0
     if isinstance(window, str) and window not in WINDOWS:
         raise InvalidInputError(f"window must be one of {', '.join(WINDOWS)}, got {window!r}")
-    win = WINDOWS[window] if isinstance(window, str) else (window or span)
+    if not (window is None or isinstance(window, str) or (_whole(window) and 0 < window <= _MAX_WINDOW_MS)):
+        raise InvalidInputError(f"window must be one of {', '.join(WINDOWS)}, ms in 1..={_MAX_WINDOW_MS} (100 years) "
+                                f"or None, got {window!r}")
+    win = WINDOWS[window] if isinstance(window, str) else int(window) if window is not None else span
     step_ms = min(bar_ms.values())
-    res = resolution_ms or auto_resolution(win, step_ms)
+    # (0 used to mean "auto" and a negative value reached the core: only None means auto.)
+    if resolution_ms is not None and not (_whole(resolution_ms) and 0 < resolution_ms <= _MAX_WINDOW_MS):
+        raise InvalidInputError(f"resolution_ms must be ms in 1..={_MAX_WINDOW_MS} or None (auto), got {resolution_ms!r}")
+    res = int(resolution_ms) if resolution_ms is not None else auto_resolution(win, step_ms)
     if res % step_ms:
         raise InvalidInputError(f"resolution_ms {res} must be a multiple of the bar interval {step_ms}")
     lev_lo, lev_hi = _leverage_bounds(leverage)
@@ -675,12 +687,16 @@ def replay(
     if isinstance(grid, str):
         if grid != "auto":
             raise InvalidInputError(f"grid must be a PriceGrid, 'auto' or None, got {grid!r}")
-        start = all_ts[-1] - win if len(all_ts) else 0
+        start = int(all_ts[-1]) - win if len(all_ts) else 0
         lows = np.concatenate([series[v].low[series[v].ts_ms >= start] for v in names])
         highs = np.concatenate([series[v].high[series[v].ts_ms >= start] for v in names])
         g = auto_grid(float(lows.min()), float(highs.max()), venue=names[0], symbol=symbol) if len(lows) else None
     else:
         g = grid
+    if g is not None and res > win and len(all_ts):
+        # Columns are aligned to multiples of the resolution: one longer than the window
+        # starts before it and is dropped, which left an empty heatmap.
+        raise InvalidInputError(f"resolution_ms {res} is longer than the window ({win} ms): no column would fit")
     prof: list[Any] | None = None
     if profiles is not None:
         _check_profile_venues(profiles, names)
@@ -690,6 +706,6 @@ def replay(
     if g is not None and "heatmap_at" in out:
         at = out["heatmap_at"]
         col_ts = (out["ts_ms"][at] // res) * res
-        keep = col_ts >= (out["ts_ms"][-1] - win) if len(at) else np.zeros(0, bool)
+        keep = col_ts >= (int(out["ts_ms"][-1]) - win) if len(at) else np.zeros(0, bool)
         heat = Heatmap(col_ts[keep], g, out["heatmap_long"][keep], out["heatmap_short"][keep], res)
     return ReplayResult(out["ts_ms"], out["long_usd"], out["short_usd"], out["gap"], out["warmup"], heat, live)
