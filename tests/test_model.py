@@ -321,6 +321,9 @@ def test_bad_profiles_are_refused() -> None:
     with pytest.raises(lf.InvalidBarsError, match="profile price"):
         live.step("binance-usdm", int(b.ts_ms[0]), b.open[0], b.high[0], b.low[0], b.close[0], 1e9,
                   profile=[(b.high[0] * 3, 1.0)])
+    with pytest.raises(lf.InvalidInputError, match="profile must be a list of"):
+        live.step("binance-usdm", int(b.ts_ms[0]), b.open[0], b.high[0], b.low[0], b.close[0], 1e9,
+                  profile="x")  # type: ignore[arg-type]
     live.step("binance-usdm", int(b.ts_ms[0]), b.open[0], b.high[0], b.low[0], b.close[0], 1e9,
               profile=[(b.close[0], 1.0)])
 
@@ -362,6 +365,53 @@ def test_replay_window_and_resolution_are_checked() -> None:
     whole = replay(b, resolution_ms=48 * H).heatmap
     assert whole is not None and len(whole.ts_ms) >= 1
     assert replay(b, resolution_ms=100 * H, grid=None).heatmap is None  # no heatmap, nothing to fit
+
+
+def test_live_model_arguments_are_checked() -> None:
+    for kw, words in ((dict(symbol=None), "symbol must be a string"),
+                      (dict(bar_ms="x"), "bar_ms of binance-usdm must be a whole number"),
+                      (dict(bar_ms=1.5), "bar_ms .* whole number"),
+                      (dict(bar_ms=0), "bar_ms .* whole number"),
+                      (dict(bar_ms={"bybit-linear": H}), "bar_ms names venues not in the model"),
+                      (dict(venues=["binance-usdm", "okx-linear"], bar_ms={"binance-usdm": H}), "bar_ms has no value for okx-linear"),
+                      (dict(scale={"binance-usdm": 1.0, "bybit": 2.0}), "scale names venues not in the model: bybit"),
+                      (dict(weights={"bybit": 2.0}), "weights names venues"),
+                      (dict(scale="x"), "scale and weights must be numbers"),
+                      (dict(venues="binance-usdm"), "venues must be a list"),
+                      (dict(venues={}), "non-empty"),
+                      (dict(params={"intrabar": 0.5}), "params must be a ModelParams"),
+                      (dict(params=ModelParams(leverage_tilt=1000)), r"leverage_tilt must be a number in \[-4, 4\]"),
+                      (dict(params=ModelParams(leverage_tilt=math.nan)), "leverage_tilt"),
+                      (dict(params=ModelParams(leverage_mix=((10.0,),))), "leverage_mix must be"),  # type: ignore[arg-type]
+                      (dict(params=ModelParams(leverage_mix=((1e300, 1.0),), leverage_tilt=4.0)), "leverage_mix must be")):
+        with pytest.raises(lf.InvalidInputError, match=words):
+            LiveModel(**kw)  # type: ignore[arg-type]
+    LiveModel(params=ModelParams(leverage_tilt=-4.0))
+    live = LiveModel(bar_ms=np.int64(H), scale={"binance-usdm": 2.0}, weights={})
+    assert live.weights == {"binance-usdm": 1.0}
+    b = synthetic_bars(3, seed=34)
+    row = (b.open[0], b.high[0], b.low[0], b.close[0], 1e9)
+    for ts in ("x", 1.5e12, 2**70, None):
+        with pytest.raises(lf.InvalidInputError, match="ts_ms must be an int"):
+            live.step("binance-usdm", ts, *row)  # type: ignore[arg-type]
+    with pytest.raises(lf.InvalidInputError, match="open must be a number"):
+        live.step("binance-usdm", int(b.ts_ms[0]), "x", *row[1:])  # type: ignore[arg-type]
+    live.step("binance-usdm", int(b.ts_ms[0]), *row)
+    with pytest.raises(lf.InvalidInputError, match="venue 'x' is not in this model"):
+        live.evidence("x", "long", 1.0, 1.0)
+    with pytest.raises(lf.InvalidInputError, match="usd must be a number"):
+        live.evidence("binance-usdm", "long", 1.0, "1")  # type: ignore[arg-type]
+    with pytest.raises(lf.InvalidInputError, match="price must be a number"):
+        live.evidence("binance-usdm", "long", "1", 1.0)  # type: ignore[arg-type]
+    with pytest.raises(lf.InvalidInputError, match="side must be 'long' or 'short', got 1"):
+        live.evidence("binance-usdm", 1, 1.0, 1.0)  # type: ignore[arg-type]
+    with pytest.raises(lf.InvalidInputError, match="side must be 'long', 'short' or None"):
+        live.map(lf.PriceGrid(1.0, 2.0, 0.5), side=1)  # type: ignore[arg-type]
+    blob = live.checkpoint()
+    for like in (bytearray(blob), memoryview(blob), np.frombuffer(blob, np.uint8)):
+        assert LiveModel.restore(like).checkpoint() == blob  # type: ignore[arg-type]
+    with pytest.raises(lf.CheckpointError, match="expected bytes"):
+        LiveModel.restore("not bytes")  # type: ignore[arg-type]
 
 
 def test_bars_timestamps_must_be_whole_ms() -> None:

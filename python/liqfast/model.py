@@ -95,7 +95,8 @@ class ModelParams(msgspec.Struct, frozen=True, kw_only=True):
     position_usd: float = 10_000.0
     #: Cohorts below this share of their band's notional are dropped.
     prune_below: float = 1e-9
-    #: Tilts the mix weights by (leverage/10)^leverage_tilt (negative: fewer high leverage).
+    #: Tilts the mix weights by (leverage/10)^leverage_tilt (negative: fewer high leverage);
+    #: in [-4, 4] (at ±4 a 100x point already weighs 10,000 times its 10x neighbour).
     leverage_tilt: float = 0.0
     #: Liquidations the book does not hold (cross margin, odd leverage): per bar,
     #: background × OI × the bar's excursion below (longs) / above (shorts) its open.
@@ -119,7 +120,16 @@ class ModelParams(msgspec.Struct, frozen=True, kw_only=True):
         d: dict[str, Any] = msgspec.structs.asdict(self)
         d.pop("feedback_half_life_hours")
         tilt = d.pop("leverage_tilt")
-        d["leverage_mix"] = [(lev, w * (lev / 10.0) ** tilt) for lev, w in self.leverage_mix]
+        # Checked here because the tilt never reaches the core: unbounded, (lev/10)^tilt
+        # overflowed (a raw OverflowError) or turned every weight into NaN or 0.
+        if not (isinstance(tilt, (int, float)) and not isinstance(tilt, bool) and -4.0 <= tilt <= 4.0):
+            raise InvalidInputError(f"leverage_tilt must be a number in [-4, 4], got {tilt!r}")
+        try:
+            # (The core checks the pairs' values; a leverage <= 0 is left for it to refuse.)
+            d["leverage_mix"] = [(lev, w * (lev / 10.0) ** tilt if lev > 0 else w) for lev, w in self.leverage_mix]
+        except (TypeError, ValueError, OverflowError):
+            raise InvalidInputError(
+                f"leverage_mix must be (leverage, weight) pairs of numbers, got {self.leverage_mix!r}") from None
         return d
 
 
@@ -461,19 +471,35 @@ class LiveModel:
         scale: float | Mapping[str, float] = 1.0,
         weights: Mapping[str, float] | None = None,
     ) -> None:
+        """``bar_ms``, ``scale``: one value, or one per venue (a mapping naming every venue);
+        ``weights``: per venue, default 1. Mappings naming other venues are refused."""
+        if params is not None and not isinstance(params, ModelParams):
+            raise InvalidInputError(f"params must be a ModelParams, got {type(params).__name__}")
         self.params = params or ModelParams()
+        if not isinstance(symbol, str):
+            raise InvalidInputError(f"symbol must be a string, got {type(symbol).__name__}")
         self.symbol = symbol
+        if isinstance(venues, (str, bytes)) or not isinstance(venues, Iterable):
+            raise InvalidInputError(f"venues must be a list of venue ids, got {venues!r}")
         self.venues = list(venues)
-        if not self.venues or len(set(self.venues)) != len(self.venues):
+        if not self.venues or len(set(self.venues)) != len(self.venues) or not all(isinstance(v, str) for v in self.venues):
             raise InvalidInputError("venues must be a non-empty list of distinct venue ids")
+        bars = _per_venue("bar_ms", bar_ms, self.venues)
+        scales = _per_venue("scale", scale, self.venues)
+        ws = _per_venue("weights", 1.0 if weights is None else weights, self.venues, default=1.0)
+        for v, ms in bars.items():
+            if not (_whole(ms) and 0 < ms <= np.iinfo(np.int64).max):
+                raise InvalidInputError(f"bar_ms of {v} must be a whole number of ms > 0, got {ms!r}")
+        try:
+            self.scale = {v: float(x) for v, x in scales.items()}
+            self.weights = {v: float(x) for v, x in ws.items()}
+        except (TypeError, ValueError):
+            raise InvalidInputError(f"scale and weights must be numbers, got {scale!r} and {weights!r}") from None
+        _check_factors(self.scale, self.weights, InvalidInputError)
         self._core = _core.Model(self.params.to_core())
         for v in self.venues:
             models, since = margin_models(v, symbol)
-            ms = bar_ms[v] if isinstance(bar_ms, Mapping) else bar_ms
-            self._core.add_venue(models, since, int(ms))
-        self.scale = {v: float(scale[v] if isinstance(scale, Mapping) else scale) for v in self.venues}
-        self.weights = {v: float((weights or {}).get(v, 1.0)) for v in self.venues}
-        _check_factors(self.scale, self.weights, InvalidInputError)
+            self._core.add_venue(models, since, int(bars[v]))
         self.feedback = Feedback(self.params.feedback_half_life_hours)
 
     def _scales(self) -> list[float]:
@@ -508,8 +534,11 @@ class LiveModel:
     def evidence(self, venue: str, side: Literal["long", "short"], price: float, usd: float, tolerance: float = 0.002) -> float:
         """A realized liquidation reported by ``venue``: remove matching mass near ``price``.
         ``usd`` is real USD; it is converted to model notional with the venue's scale."""
+        i = self.index(venue)
         k = self.scale[venue] * self.weights[venue]
-        return self._core.evidence(self.index(venue), side, price, usd / k if k else usd, tolerance) * k
+        if not isinstance(usd, (int, float, np.number)) or isinstance(usd, bool):
+            raise InvalidInputError(f"usd must be a number, got {type(usd).__name__}")
+        return self._core.evidence(i, side, price, usd / k if k else usd, tolerance) * k
 
     def cohorts(self, venue: str) -> dict[str, Any]:
         return self._core.cohorts(self.index(venue))
@@ -522,9 +551,14 @@ class LiveModel:
         return len(head).to_bytes(4, "little") + head + self._core.checkpoint()
 
     @classmethod
-    def restore(cls, data: bytes) -> LiveModel:
+    def restore(cls, data: bytes | bytearray | memoryview) -> LiveModel:
+        """The model from :meth:`checkpoint`'s bytes (any bytes-like object)."""
         from .errors import CheckpointError
 
+        try:
+            data = bytes(memoryview(data))
+        except TypeError:
+            raise CheckpointError(f"cannot restore checkpoint: expected bytes, got {type(data).__name__}") from None
         if len(data) < 4:
             raise CheckpointError("cannot restore checkpoint: truncated")
         n = int.from_bytes(data[:4], "little")
@@ -545,6 +579,21 @@ class LiveModel:
         self.feedback.num, self.feedback.den, self.feedback.last_ts = head.feedback
         self._core = core
         return self
+
+
+def _per_venue(name: str, value: Any, venues: list[str], default: Any = None) -> dict[str, Any]:
+    """One value per venue from a single value or a mapping; a mapping must not name other
+    venues (a misspelt key silently fell back to the default) and, without a default, must
+    name them all."""
+    if not isinstance(value, Mapping):
+        return dict.fromkeys(venues, value)
+    extra = [k for k in value if k not in venues]
+    if extra:
+        raise InvalidInputError(f"{name} names venues not in the model: {', '.join(map(str, extra))}")
+    missing = [v for v in venues if v not in value]
+    if missing and default is None:
+        raise InvalidInputError(f"{name} has no value for {', '.join(missing)}")
+    return {v: value.get(v, default) for v in venues}
 
 
 def _leverage_bounds(leverage: Any) -> tuple[float, float]:
