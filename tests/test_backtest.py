@@ -252,6 +252,26 @@ def test_cli_backtest_json_plot_and_calibrate(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "cannot read" in bad.stderr
 
 
+def test_cli_checks_output_paths_before_the_work(tmp_path: Path) -> None:
+    bars = synthetic_bars(120, seed=27)
+    bp, rp = write_csvs(tmp_path, bars, realized_from(bars))
+    (tmp_path / "adir").mkdir()
+    for plot, words in ((tmp_path / "nodir" / "x.png", "no directory"), (tmp_path / "x.svgz", "must end in .png"),
+                        (tmp_path / "adir", "is a directory")):
+        out = run_cli("backtest", "--bars", str(bp), "--realized", str(rp), "--plot", str(plot))
+        lines = out.stderr.strip().splitlines()
+        assert out.returncode == 2 and len(lines) == 1 and lines[0].startswith("liqfast: error: "), out.stderr
+        assert words in out.stderr and out.stdout == ""
+    assert not (tmp_path / "adir.png").exists()
+    for args, words in ((("--out", str(tmp_path / "adir")), "is a directory"),
+                        (("--out", str(tmp_path / "nodir" / "p.json")), "no directory"),
+                        (("--out", str(tmp_path / "p.json"), "--rounds", "-1"), "--rounds must be >= 0")):
+        out = run_cli("calibrate", "--bars", str(bp), "--realized", str(rp), *args)
+        # One line, and no fit started ("calibrating" is the progress of the fit).
+        lines = out.stderr.strip().splitlines()
+        assert out.returncode == 2 and len(lines) == 1 and lines[0].startswith("liqfast: error: "), out.stderr
+        assert words in out.stderr and "calibrating" not in out.stderr, out.stderr
+
 
 def test_calibration_improves_the_objective() -> None:
     bars = synthetic_bars(300, seed=24)

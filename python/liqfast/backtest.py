@@ -268,6 +268,12 @@ def plot(report: dict[str, Any], path: str | Path) -> Path:
     axes[2].set_xlabel("days")
     fig.tight_layout()
     out = Path(path)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    try:
+        # PNG whatever the name: left to guess, matplotlib wrote "<path>.png" for a name
+        # without a suffix and failed on unknown ones.
+        fig.savefig(out, dpi=110, format="png")
+    except OSError as e:
+        raise InvalidInputError(f"cannot write {out}: {e.strerror}") from None
+    finally:
+        plt.close(fig)
     return out

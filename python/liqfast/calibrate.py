@@ -54,7 +54,10 @@ class Profile(msgspec.Struct, kw_only=True):
 
 def save_profile(profile: Profile, path: str | Path) -> Path:
     p = Path(path)
-    p.write_bytes(msgspec.json.format(msgspec.json.encode(profile), indent=2) + b"\n")
+    try:
+        p.write_bytes(msgspec.json.format(msgspec.json.encode(profile), indent=2) + b"\n")
+    except OSError as e:
+        raise InvalidInputError(f"cannot write profile {p}: {e.strerror}") from None
     return p
 
 
