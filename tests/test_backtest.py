@@ -162,6 +162,44 @@ def test_backtest_input_errors(tmp_path: Path) -> None:
         lf.model.read_realized(bad)
 
 
+def test_backtest_checks_realized_arrays() -> None:
+    bars = synthetic_bars(60, seed=26)
+    ts, lg, sh = realized_from(bars)
+    swapped = ts.copy()
+    swapped[[10, 11]] = swapped[[11, 10]]
+    nan, neg = lg.copy(), sh.copy()
+    nan[5], neg[7] = math.nan, -1.0
+    for real, exc, words, index in (((swapped, lg, sh), lf.InvalidBarsError, r"must increase \(row 11\)", 11),
+                                    ((ts, nan, sh), lf.InvalidBarsError, "long_usd must be finite and >= 0 \\(row 5", 5),
+                                    ((ts, lg, neg), lf.InvalidBarsError, "short_usd must be finite and >= 0 \\(row 7", 7),
+                                    ((ts, lg[:-1], sh), lf.InvalidBarsError, "long_usd has shape", None),
+                                    ((ts + 0.5, lg, sh), lf.InvalidBarsError, "not a whole number of ms", 0),
+                                    ((ts, lg), lf.InvalidInputError, "realized must be a", None)):
+        with pytest.raises(exc, match=words) as info:
+            backtest(bars, real)  # type: ignore[arg-type]
+        assert getattr(info.value, "index", None) == index
+    with pytest.raises(lf.InvalidInputError, match="score_from"):
+        backtest(bars, (ts, lg, sh), score_from="x")  # type: ignore[arg-type]
+    # Lists are fine.
+    assert backtest(bars, (ts.tolist(), lg.tolist(), sh.tolist()))["bars_scored"] == len(bars) - 1
+
+
+def test_score_and_intervals_take_sequences_and_check_them() -> None:
+    assert score([1.0, 2.0, 3.0], [1.0, 2.0, 3.0]).spearman == pytest.approx(1.0)  # type: ignore[arg-type]
+    x = list(range(40))
+    assert intervals(x, x, reps=20)["spearman_ci"] == pytest.approx([1.0, 1.0])  # type: ignore[arg-type]
+    for bad, exc in ((([1.0, math.nan, 3.0], [1.0, 2.0, 3.0]), lf.InvalidInputError),
+                     ((["a"], [1.0]), lf.InvalidArrayError), (([[1.0]], [1.0]), lf.InvalidArrayError),
+                     (([1.0, 2.0], [1.0]), lf.InvalidInputError)):
+        with pytest.raises(exc):
+            score(*bad)  # type: ignore[arg-type]
+    for seed in (-1, 1.5, "1"):
+        with pytest.raises(lf.InvalidInputError, match="seed"):
+            intervals(np.arange(20.0), np.arange(20.0), seed=seed)  # type: ignore[arg-type]
+    with pytest.raises(lf.InvalidInputError, match="rounds"):
+        calibrate(synthetic_bars(80), realized_from(synthetic_bars(80)), rounds=-1)
+
+
 def write_csvs(tmp_path: Path, bars: Bars, real: tuple) -> tuple[Path, Path]:
     bp, rp = tmp_path / "bars.csv", tmp_path / "realized.csv"
     bp.write_text("ts_ms,open,high,low,close,oi_close_usd,taker_net_base\n" + "\n".join(
@@ -212,6 +250,27 @@ def test_cli_backtest_json_plot_and_calibrate(tmp_path: Path) -> None:
     assert oos["model"]["long"]["ratio"] == pytest.approx(1.0, rel=2.0)  # scale fitted in sample, applied out of sample
     bad = run_cli("backtest", "--bars", str(tmp_path / "nope.csv"), "--realized", str(rp))
     assert bad.returncode == 2 and "cannot read" in bad.stderr
+
+
+def test_cli_checks_output_paths_before_the_work(tmp_path: Path) -> None:
+    bars = synthetic_bars(120, seed=27)
+    bp, rp = write_csvs(tmp_path, bars, realized_from(bars))
+    (tmp_path / "adir").mkdir()
+    for plot, words in ((tmp_path / "nodir" / "x.png", "no directory"), (tmp_path / "x.svgz", "must end in .png"),
+                        (tmp_path / "adir", "is a directory")):
+        out = run_cli("backtest", "--bars", str(bp), "--realized", str(rp), "--plot", str(plot))
+        lines = out.stderr.strip().splitlines()
+        assert out.returncode == 2 and len(lines) == 1 and lines[0].startswith("liqfast: error: "), out.stderr
+        assert words in out.stderr and out.stdout == ""
+    assert not (tmp_path / "adir.png").exists()
+    for args, words in ((("--out", str(tmp_path / "adir")), "is a directory"),
+                        (("--out", str(tmp_path / "nodir" / "p.json")), "no directory"),
+                        (("--out", str(tmp_path / "p.json"), "--rounds", "-1"), "--rounds must be >= 0")):
+        out = run_cli("calibrate", "--bars", str(bp), "--realized", str(rp), *args)
+        # One line, and no fit started ("calibrating" is the progress of the fit).
+        lines = out.stderr.strip().splitlines()
+        assert out.returncode == 2 and len(lines) == 1 and lines[0].startswith("liqfast: error: "), out.stderr
+        assert words in out.stderr and "calibrating" not in out.stderr, out.stderr
 
 
 def test_calibration_improves_the_objective() -> None:

@@ -286,3 +286,165 @@ def test_taker_tilt_hedges_the_passive_side() -> None:
     even = replay(b, params=ModelParams(side_rule="even"), grid=None).model.cohorts("binance-usdm")
     tilt = replay(b, params=ModelParams(side_rule="taker", taker_tilt=1.0), grid=None).model.cohorts("binance-usdm")
     assert np.isnan(tilt["liq"]).sum() > np.isnan(even["liq"]).sum() == 0
+
+
+def _one_row_profiles(b: Bars, price: Any, volume: Any) -> dict[str, tuple[Any, Any, Any]]:
+    n = len(b)
+    return {"binance-usdm": (np.broadcast_to(price, n).astype(float), np.broadcast_to(volume, n).astype(float),
+                             np.arange(n + 1, dtype=np.int64))}
+
+
+def test_bad_profiles_are_refused() -> None:
+    b = synthetic_bars(30, seed=31)
+    p = ModelParams(entry_rule="profile")
+    ok = replay(b, params=p, grid=None, profiles=_one_row_profiles(b, b.close, 1.0))
+    # A bucket named by its lower edge, a little below the low, enters at the low.
+    edge = replay(b, params=p, grid=None, profiles=_one_row_profiles(b, b.low * 0.999, 1.0))
+    at_low = replay(b, params=p, grid=None, profiles=_one_row_profiles(b, b.low, 1.0))
+    np.testing.assert_array_equal(edge.long_usd, at_low.long_usd)
+    assert not np.array_equal(ok.long_usd, at_low.long_usd)
+    for price, volume, words in ((b.high * 2, 1.0, "profile price .* outside the bar's range"),
+                                 (b.low * 0.5, 1.0, "profile price .* outside"),
+                                 (np.nan, 1.0, "profile price NaN is outside"),
+                                 (b.close, np.nan, "profile volume must be finite and >= 0, got NaN"),
+                                 (b.close, -1.0, "profile volume must be finite and >= 0, got -1")):
+        with pytest.raises(lf.InvalidBarsError, match=words) as info:
+            replay(b, params=p, grid=None, profiles=_one_row_profiles(b, price, volume))
+        assert info.value.index == 0
+    with pytest.raises(lf.InvalidInputError, match="profiles for venues not replayed: bybit-linear"):
+        replay(b, params=p, grid=None, profiles={"bybit-linear": _one_row_profiles(b, b.close, 1.0)["binance-usdm"]})
+    with pytest.raises(lf.InvalidInputError, match=r"\(prices, volumes, offsets\)"):
+        replay(b, params=p, grid=None, profiles={"binance-usdm": (b.close, b.close)})  # type: ignore[dict-item]
+    with pytest.raises(lf.InvalidArrayError, match="offsets .* integers"):
+        replay(b, params=p, grid=None, profiles={"binance-usdm": (b.close, b.close, np.arange(len(b) + 1) + 0.5)})
+    live = LiveModel(params=p, bar_ms=H)
+    with pytest.raises(lf.InvalidBarsError, match="profile price"):
+        live.step("binance-usdm", int(b.ts_ms[0]), b.open[0], b.high[0], b.low[0], b.close[0], 1e9,
+                  profile=[(b.high[0] * 3, 1.0)])
+    with pytest.raises(lf.InvalidInputError, match="profile must be a list of"):
+        live.step("binance-usdm", int(b.ts_ms[0]), b.open[0], b.high[0], b.low[0], b.close[0], 1e9,
+                  profile="x")  # type: ignore[arg-type]
+    live.step("binance-usdm", int(b.ts_ms[0]), b.open[0], b.high[0], b.low[0], b.close[0], 1e9,
+              profile=[(b.close[0], 1.0)])
+
+
+def test_leverage_filters_must_be_ordered_pairs() -> None:
+    b = synthetic_bars(40, seed=32)
+    res = replay(b)
+    assert res.heatmap is not None
+    grid = res.heatmap.grid
+    for bad in ((50.0, 10.0), (math.nan, math.nan), (math.nan, 100.0), (-1.0, 10.0)):
+        with pytest.raises(lf.InvalidInputError, match="leverage range must have 0 <= low <= high"):
+            res.model.map(grid, leverage=bad)
+        with pytest.raises(lf.InvalidInputError, match="leverage range must have 0 <= low <= high"):
+            replay(b, leverage=bad)
+    for bad in ((10.0,), 10.0, None, ("a", "b")):
+        with pytest.raises(lf.InvalidInputError, match="leverage must be a"):
+            res.model.map(grid, leverage=bad)  # type: ignore[arg-type]
+        with pytest.raises(lf.InvalidInputError, match="leverage must be a"):
+            replay(b, leverage=bad)  # type: ignore[arg-type]
+    one = res.model.map(grid, leverage=(25.0, 25.0))
+    assert one[0].sum() >= 0
+
+
+def test_replay_window_and_resolution_are_checked() -> None:
+    b = synthetic_bars(48, seed=33)
+    auto = replay(b).heatmap
+    assert auto is not None and auto.resolution_ms == auto_resolution(48 * H, H) and len(auto.ts_ms) > 0
+    for window in (-1, 0, True, 1.5, 10**20, "2w"):
+        with pytest.raises(lf.InvalidInputError, match="window must be one of"):
+            replay(b, window=window)  # type: ignore[arg-type]
+    for res_ms in (0, -H, 1.5 * H, True, 10**20):
+        with pytest.raises(lf.InvalidInputError, match="resolution_ms must be"):
+            replay(b, resolution_ms=res_ms)  # type: ignore[arg-type]
+    # Columns longer than the window (or the span) used to leave an empty heatmap.
+    with pytest.raises(lf.InvalidInputError, match="longer than the window"):
+        replay(b, resolution_ms=100 * H)
+    with pytest.raises(lf.InvalidInputError, match="longer than the window"):
+        replay(b, window="12h", resolution_ms=24 * H)
+    whole = replay(b, resolution_ms=48 * H).heatmap
+    assert whole is not None and len(whole.ts_ms) >= 1
+    assert replay(b, resolution_ms=100 * H, grid=None).heatmap is None  # no heatmap, nothing to fit
+
+
+def test_live_model_arguments_are_checked() -> None:
+    for kw, words in ((dict(symbol=None), "symbol must be a string"),
+                      (dict(bar_ms="x"), "bar_ms of binance-usdm must be a whole number"),
+                      (dict(bar_ms=1.5), "bar_ms .* whole number"),
+                      (dict(bar_ms=0), "bar_ms .* whole number"),
+                      (dict(bar_ms={"bybit-linear": H}), "bar_ms names venues not in the model"),
+                      (dict(venues=["binance-usdm", "okx-linear"], bar_ms={"binance-usdm": H}), "bar_ms has no value for okx-linear"),
+                      (dict(scale={"binance-usdm": 1.0, "bybit": 2.0}), "scale names venues not in the model: bybit"),
+                      (dict(weights={"bybit": 2.0}), "weights names venues"),
+                      (dict(scale="x"), "scale and weights must be numbers"),
+                      (dict(venues="binance-usdm"), "venues must be a list"),
+                      (dict(venues={}), "non-empty"),
+                      (dict(params={"intrabar": 0.5}), "params must be a ModelParams"),
+                      (dict(params=ModelParams(leverage_tilt=1000)), r"leverage_tilt must be a number in \[-4, 4\]"),
+                      (dict(params=ModelParams(leverage_tilt=math.nan)), "leverage_tilt"),
+                      (dict(params=ModelParams(leverage_mix=((10.0,),))), "leverage_mix must be"),  # type: ignore[arg-type]
+                      (dict(params=ModelParams(leverage_mix=((1e300, 1.0),), leverage_tilt=4.0)), "leverage_mix must be")):
+        with pytest.raises(lf.InvalidInputError, match=words):
+            LiveModel(**kw)  # type: ignore[arg-type]
+    LiveModel(params=ModelParams(leverage_tilt=-4.0))
+    live = LiveModel(bar_ms=np.int64(H), scale={"binance-usdm": 2.0}, weights={})
+    assert live.weights == {"binance-usdm": 1.0}
+    b = synthetic_bars(3, seed=34)
+    row = (b.open[0], b.high[0], b.low[0], b.close[0], 1e9)
+    for ts in ("x", 1.5e12, 2**70, None):
+        with pytest.raises(lf.InvalidInputError, match="ts_ms must be an int"):
+            live.step("binance-usdm", ts, *row)  # type: ignore[arg-type]
+    with pytest.raises(lf.InvalidInputError, match="open must be a number"):
+        live.step("binance-usdm", int(b.ts_ms[0]), "x", *row[1:])  # type: ignore[arg-type]
+    live.step("binance-usdm", int(b.ts_ms[0]), *row)
+    with pytest.raises(lf.InvalidInputError, match="venue 'x' is not in this model"):
+        live.evidence("x", "long", 1.0, 1.0)
+    with pytest.raises(lf.InvalidInputError, match="usd must be a number"):
+        live.evidence("binance-usdm", "long", 1.0, "1")  # type: ignore[arg-type]
+    with pytest.raises(lf.InvalidInputError, match="price must be a number"):
+        live.evidence("binance-usdm", "long", "1", 1.0)  # type: ignore[arg-type]
+    with pytest.raises(lf.InvalidInputError, match="side must be 'long' or 'short', got 1"):
+        live.evidence("binance-usdm", 1, 1.0, 1.0)  # type: ignore[arg-type]
+    with pytest.raises(lf.InvalidInputError, match="side must be 'long', 'short' or None"):
+        live.map(lf.PriceGrid(1.0, 2.0, 0.5), side=1)  # type: ignore[arg-type]
+    blob = live.checkpoint()
+    for like in (bytearray(blob), memoryview(blob), np.frombuffer(blob, np.uint8)):
+        assert LiveModel.restore(like).checkpoint() == blob  # type: ignore[arg-type]
+    with pytest.raises(lf.CheckpointError, match="expected bytes"):
+        LiveModel.restore("not bytes")  # type: ignore[arg-type]
+
+
+def test_bars_timestamps_must_be_whole_ms() -> None:
+    cols = ([100.0, 100.0], [101.0, 101.0], [99.0, 99.0], [100.0, 100.0])
+    assert Bars.of(np.array([1.7e12, 1.7e12 + H]), *cols).ts_ms.tolist() == [1_700_000_000_000, 1_700_003_600_000]
+    assert Bars.of(np.array([1, 2], np.uint32), *cols).ts_ms.dtype == np.int64
+    for ts, words in ((["a", "b"], "must be integers .* got strings"), ([0.0, math.nan], r"ts_ms\[1\] = nan"),
+                      ([1.5, 2.5], r"ts_ms\[0\] = 1.5 is not a whole number"), ([0.0, 1e30], r"ts_ms\[1\]"),
+                      ([True, False], "got booleans"), (np.array([1, 2**64 - 1], np.uint64), r"ts_ms\[1\].*int64 range")):
+        with pytest.raises(lf.InvalidBarsError, match=words):
+            Bars.of(ts, *cols)
+    with pytest.raises(lf.InvalidBarsError, match="open must be numbers"):
+        Bars.of([1, 2], ["x", "y"], *cols[1:])
+
+
+def test_csv_timestamps_are_exact_integers(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    head = "ts_ms,open,high,low,close,oi_close_usd\n"
+    p = tmp_path / "bars.csv"
+    # A spreadsheet's byte-order mark used to hide the ts_ms column.
+    p.write_bytes(b"\xef\xbb\xbf" + (head + "1700000000000,2,3,1,2,5\n1.7000036e12,2,3,1,2,5\n").encode())
+    assert Bars.from_csv(p).ts_ms.tolist() == [1_700_000_000_000, 1_700_003_600_000]
+    p.write_text(head + "9223372036854775806,2,3,1,2,5\n9223372036854775807,2,3,1,2,5\n")
+    assert Bars.from_csv(p).ts_ms[-1] == 2**63 - 1  # exact, not through a float
+    for bad, words in (("nan", "not a whole number"), ("inf", "not a whole number"), ("1e30", "outside the int64 range"),
+                       ("1700000000000.5", "not a whole number"), ("", "ts_ms is empty"), ("x", "not a number"),
+                       ("9223372036854775808", "outside the int64 range")):
+        p.write_text(head + "1,2,3,1,2,5\n" + bad + ",2,3,1,2,5\n")
+        with pytest.raises(lf.InvalidBarsError, match=f"bars.csv:3: .*{words}") as info:
+            Bars.from_csv(p)
+        assert info.value.index == 1
+    r = tmp_path / "realized.csv"
+    r.write_bytes(b"\xef\xbb\xbfts_ms,long_usd,short_usd\n1,2,3\n2,0,0\n")
+    assert lf.model.read_realized(r)[0].tolist() == [1, 2]
+    r.write_text("ts_ms,long_usd,short_usd\n1,2,3\nnan,0,0\n")
+    with pytest.raises(lf.InvalidBarsError, match="realized.csv:3"):
+        lf.model.read_realized(r)

@@ -3,6 +3,8 @@ estimated map matches its true map when the model's assumptions match the simula
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -108,3 +110,28 @@ def test_mismatched_assumptions_degrade() -> None:
     good = overlap(ModelParams())
     assert overlap(ModelParams(leverage_mix=((2.0, 1.0),))) < good - 0.3
     assert overlap(ModelParams(leverage_spread=0.0)) < good - 0.1
+
+
+def test_run_and_config_arguments_are_checked() -> None:
+    sim = Simulator(SimConfig(seed=2))
+    for kw, words in ((dict(n_bars=-1), "n_bars"), (dict(n_bars=1.5), "n_bars"), (dict(n_bars="3"), "n_bars"),
+                      (dict(n_bars=3, every=0), "every"), (dict(n_bars=3, every=1.5), "every"),
+                      (dict(n_bars=3, bar_ms=300_000.0), "bar_ms"), (dict(n_bars=3, bar_ms="x"), "bar_ms")):
+        with pytest.raises(lf.InvalidInputError, match=words):
+            sim.run(**kw)  # type: ignore[arg-type]
+    assert len(sim.run(0).bars["binance-usdm"]) == 0
+    for cfg, words in ((SimConfig(turnover_leverage_exponent=math.nan), "turnover_leverage_exponent"),
+                       (SimConfig(turnover_leverage_exponent=1e6), "turnover_leverage_exponent"),
+                       (SimConfig(oi_drift_per_hour=math.nan), "oi_drift_per_hour"),
+                       (SimConfig(oi_drift_per_hour=math.inf), "oi_drift_per_hour"),
+                       (SimConfig(leverage_mix=((10.0, 0.0), (50.0, 0.0))), "weights must not all be 0"),
+                       (SimConfig(start_price=5e-324), r"start_price must be in \[1e-9, 1e12\], got 5e-324"),
+                       (SimConfig(start_price=math.inf), "start_price"),
+                       (SimConfig(start_ms=2**63 - 10), "start_ms")):
+        with pytest.raises(lf.InvalidInputError, match=words):
+            Simulator(cfg)
+    # An empty venue mapping used to fall back to binance-usdm.
+    with pytest.raises(lf.InvalidInputError, match="at least one venue"):
+        Simulator(venues={})
+    with pytest.raises(lf.InvalidInputError, match="config must be a SimConfig"):
+        Simulator({"seed": 1})  # type: ignore[arg-type]

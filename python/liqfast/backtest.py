@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .errors import InvalidBarsError, InvalidInputError
-from .model import Bars, ModelParams, replay
+from .errors import InvalidArrayError, InvalidBarsError, InvalidInputError
+from .model import Bars, ModelParams, _whole, check_realized, replay
 
 __all__ = ["Score", "backtest", "baselines", "intervals", "rank", "score", "spearman"]
 
@@ -73,11 +73,6 @@ class Score:
                 "ratio": self.ratio, "top_decile_bars": self.top_decile_bars, "top_decile_hits": self.top_decile_hits}
 
 
-def _whole(v: object) -> bool:
-    """An integer (Python or numpy), not a bool."""
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-
 def _top_k(n: int) -> int:
     return max(1, math.ceil(0.1 * n))
 
@@ -87,10 +82,28 @@ def _hits(pred: F64, real: F64, k: int) -> int:
     return len(set(_top(real, k).tolist()) & set(_top(pred, k).tolist()))
 
 
+def _pair(pred: Any, real: Any) -> tuple[F64, F64]:
+    """Predicted and realized USD per bar as float64 arrays of one length (any sequences)."""
+    out = []
+    for name, x in (("predicted", pred), ("realized", real)):
+        try:
+            a = np.asarray(x, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise InvalidArrayError(f"{name} must be a sequence of numbers, got {type(x).__name__}") from None
+        if a.ndim != 1:
+            raise InvalidArrayError(f"{name} must be 1-D, got shape {a.shape}")
+        # (NaN sorts as the largest value and would take a top-decile place.)
+        if not np.isfinite(a).all():
+            raise InvalidInputError(f"{name} must be finite (bar {int(np.argmin(np.isfinite(a)))})")
+        out.append(a)
+    if out[0].shape != out[1].shape:
+        raise InvalidInputError(f"predicted has {out[0].shape} bars, realized {out[1].shape}")
+    return out[0], out[1]
+
+
 def score(pred: F64, real: F64) -> Score:
-    """Scores of one predictor against realized USD on the same bars."""
-    if pred.shape != real.shape:
-        raise InvalidInputError(f"predicted has {pred.shape} bars, realized {real.shape}")
+    """Scores of one predictor against realized USD on the same bars (arrays or sequences)."""
+    pred, real = _pair(pred, real)
     n = len(real)
     if n == 0:
         return Score(math.nan, math.nan, math.nan, math.nan)
@@ -111,9 +124,10 @@ def intervals(
     of ``block`` consecutive bars (a day of hourly bars by default) until it is as long as the
     series, and is scored like the series. Runs rather than single bars because liquidations
     cluster in time (a cascade spans several bars), which single-bar resampling would hide,
-    making the intervals too narrow. Deterministic for a given ``seed``."""
-    if pred.shape != real.shape or pred.ndim != 1:
-        raise InvalidInputError(f"predicted has {pred.shape} bars, realized {real.shape}")
+    making the intervals too narrow. Deterministic for a given ``seed`` (an int >= 0)."""
+    pred, real = _pair(pred, real)
+    if not (_whole(seed) and seed >= 0):
+        raise InvalidInputError(f"seed must be a whole number >= 0, got {seed!r}")
     if not (_whole(reps) and 10 <= reps <= 1_000_000):
         raise InvalidInputError(f"bootstrap resamples must be a whole number in [10, 1e6], got {reps!r}")
     if not (_whole(block) and block >= 1):
@@ -171,11 +185,17 @@ def backtest(
     Returns a JSON-ready report: ``{"model": {"long": {...}, "short": {...}}, "wick_oi": ...,
     "return_oi": ..., "bars_scored": n, ...}`` plus the per-bar ``series`` for plotting.
     ``bootstrap`` > 0 adds 90 % intervals from that many resamples (:func:`intervals`)."""
+    if not isinstance(bars, Bars):
+        raise InvalidInputError(f"bars must be a liqfast.model.Bars, got {type(bars).__name__}")
     if len(bars) == 0:
         raise InvalidBarsError("no bars")
     if not (_whole(bootstrap) and (bootstrap == 0 or 10 <= bootstrap <= 1_000_000)):
         raise InvalidInputError(f"bootstrap must be 0 (off) or a number of resamples in [10, 1e6], got {bootstrap!r}")
-    r_ts, r_long, r_short = realized
+    if not (score_from is None or _whole(score_from)):
+        raise InvalidInputError(f"score_from must be a time in ms (int) or None, got {score_from!r}")
+    # Unsorted, NaN or negative realized values used to score silently, unequal lengths to
+    # fail with an IndexError.
+    r_ts, r_long, r_short = check_realized(realized)
     res = replay(bars, params=params, venue=venue, symbol=symbol, scale=scale, grid=None)
     # Join realized on bar time; bars without a realized row are not scored.
     pos = np.searchsorted(r_ts, bars.ts_ms)
@@ -248,6 +268,12 @@ def plot(report: dict[str, Any], path: str | Path) -> Path:
     axes[2].set_xlabel("days")
     fig.tight_layout()
     out = Path(path)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    try:
+        # PNG whatever the name: left to guess, matplotlib wrote "<path>.png" for a name
+        # without a suffix and failed on unknown ones.
+        fig.savefig(out, dpi=110, format="png")
+    except OSError as e:
+        raise InvalidInputError(f"cannot write {out}: {e.strerror}") from None
+    finally:
+        plt.close(fig)
     return out

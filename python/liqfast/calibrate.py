@@ -19,7 +19,7 @@ import numpy as np
 
 from .backtest import backtest
 from .errors import InvalidInputError
-from .model import Bars, ModelParams
+from .model import Bars, ModelParams, _whole
 
 __all__ = ["BUILTIN_PROFILES", "Profile", "SEARCH_SPACE", "builtin_profile", "calibrate", "load_profile", "save_profile"]
 
@@ -54,7 +54,10 @@ class Profile(msgspec.Struct, kw_only=True):
 
 def save_profile(profile: Profile, path: str | Path) -> Path:
     p = Path(path)
-    p.write_bytes(msgspec.json.format(msgspec.json.encode(profile), indent=2) + b"\n")
+    try:
+        p.write_bytes(msgspec.json.format(msgspec.json.encode(profile), indent=2) + b"\n")
+    except OSError as e:
+        raise InvalidInputError(f"cannot write profile {p}: {e.strerror}") from None
     return p
 
 
@@ -106,8 +109,14 @@ def calibrate(
     rounds: int = 3,
     progress: Callable[[int, int, float], None] | None = None,
 ) -> Profile:
-    """Fit on the bars before ``fit_until`` (ms; default all). ``progress(done, total, best)``
-    is called after every replay."""
+    """Fit on the bars before ``fit_until`` (ms; default all) in ``rounds`` rounds of
+    coordinate search (0: only the scale is fitted). ``progress(done, total, best)`` is called
+    after every replay."""
+    # (A negative count ran no round at all, silently.)
+    if not (_whole(rounds) and rounds >= 0):
+        raise InvalidInputError(f"rounds must be a whole number >= 0, got {rounds!r}")
+    if not (fit_until is None or _whole(fit_until)):
+        raise InvalidInputError(f"fit_until must be a time in ms (int) or None, got {fit_until!r}")
     if fit_until is not None:
         n = int(np.searchsorted(bars.ts_ms, fit_until))
         if n < 50:

@@ -29,6 +29,7 @@ interpolated: the bar after a gap only sweeps its own range.
 from __future__ import annotations
 
 import csv
+import decimal
 import gzip
 import io
 import math
@@ -42,7 +43,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _core
-from .errors import InvalidBarsError, InvalidInputError
+from .errors import InvalidArrayError, InvalidBarsError, InvalidInputError
 from .maps import grid_step
 from .venues import margin_models
 
@@ -73,7 +74,9 @@ class ModelParams(msgspec.Struct, frozen=True, kw_only=True):
     leverage_points: int = 7
     #: "typical" ((h+l+c)/3), "close", "range" (``entry_points`` spread over [low, high], offset
     #: from bar to bar) or "profile" (the volume-weighted prices of ``entry_points``
-    #: equal-volume slices of the bar's trades; range without them).
+    #: equal-volume slices of the bar's trades; range without them). A bar's profile prices
+    #: must lie in its [low, high] (bucket edges up to 1 % outside are clamped into it) and
+    #: its volumes be finite and >= 0, else ``InvalidBarsError``.
     entry_rule: Literal["typical", "close", "range", "profile"] = "range"
     entry_points: int = 3
     #: "even": both sides fully leveraged; "taker": the passive side of the net taker flow is
@@ -92,7 +95,8 @@ class ModelParams(msgspec.Struct, frozen=True, kw_only=True):
     position_usd: float = 10_000.0
     #: Cohorts below this share of their band's notional are dropped.
     prune_below: float = 1e-9
-    #: Tilts the mix weights by (leverage/10)^leverage_tilt (negative: fewer high leverage).
+    #: Tilts the mix weights by (leverage/10)^leverage_tilt (negative: fewer high leverage);
+    #: in [-4, 4] (at ±4 a 100x point already weighs 10,000 times its 10x neighbour).
     leverage_tilt: float = 0.0
     #: Liquidations the book does not hold (cross margin, odd leverage): per bar,
     #: background × OI × the bar's excursion below (longs) / above (shorts) its open.
@@ -116,17 +120,67 @@ class ModelParams(msgspec.Struct, frozen=True, kw_only=True):
         d: dict[str, Any] = msgspec.structs.asdict(self)
         d.pop("feedback_half_life_hours")
         tilt = d.pop("leverage_tilt")
-        d["leverage_mix"] = [(lev, w * (lev / 10.0) ** tilt) for lev, w in self.leverage_mix]
+        # Checked here because the tilt never reaches the core: unbounded, (lev/10)^tilt
+        # overflowed (a raw OverflowError) or turned every weight into NaN or 0.
+        if not (isinstance(tilt, (int, float)) and not isinstance(tilt, bool) and -4.0 <= tilt <= 4.0):
+            raise InvalidInputError(f"leverage_tilt must be a number in [-4, 4], got {tilt!r}")
+        try:
+            # (The core checks the pairs' values; a leverage <= 0 is left for it to refuse.)
+            d["leverage_mix"] = [(lev, w * (lev / 10.0) ** tilt if lev > 0 else w) for lev, w in self.leverage_mix]
+        except (TypeError, ValueError, OverflowError):
+            raise InvalidInputError(
+                f"leverage_mix must be (leverage, weight) pairs of numbers, got {self.leverage_mix!r}") from None
         return d
 
 
 def _f64(x: Any, n: int, name: str) -> F64:
     if x is None:
         return np.full(n, np.nan)
-    a = np.ascontiguousarray(x, dtype=np.float64)
+    try:
+        a = np.ascontiguousarray(x, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InvalidBarsError(f"{name} must be numbers") from None
     if a.shape != (n,):
         raise InvalidBarsError(f"{name} has shape {a.shape}, expected ({n},)")
     return a
+
+
+def _whole(v: object) -> bool:
+    """An integer (Python or numpy), not a bool."""
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _bad_row(message: str, index: int | None) -> InvalidBarsError:
+    err = InvalidBarsError(message)
+    err.index = index
+    return err
+
+
+def _timestamps(x: Any, name: str = "ts_ms") -> npt.NDArray[np.int64]:
+    """Epoch-ms timestamps as int64: integers, or floats that are exact integers in the int64
+    range. A plain cast truncated 1.5 to 1 and turned NaN or 1e30 into INT64_MIN."""
+    try:
+        a = np.asarray(x)
+    except (TypeError, ValueError):
+        raise InvalidBarsError(f"{name} must be a 1-D sequence of integers (UTC ms)") from None
+    if a.ndim != 1:
+        raise InvalidBarsError(f"{name} must be 1-D, got shape {a.shape}")
+    if a.dtype.kind == "u" and len(a) and a.max() > np.iinfo(np.int64).max:
+        i = int(np.argmax(a > np.iinfo(np.int64).max))
+        raise _bad_row(f"{name}[{i}] = {a[i]} is outside the int64 range", i)
+    if a.dtype.kind in "iu":
+        return np.ascontiguousarray(a, dtype=np.int64)
+    if a.dtype.kind == "f":
+        with np.errstate(invalid="ignore"):
+            ok = np.isfinite(a) & (a == np.trunc(a)) & (a >= -(2.0**63)) & (a < 2.0**63)
+        if not ok.all():
+            i = int(np.argmin(ok))
+            raise _bad_row(f"{name}[{i}] = {float(a[i])!r} is not a whole number of ms within int64", i)
+        return np.ascontiguousarray(a.astype(np.int64))
+    if len(a) == 0:
+        return np.zeros(0, np.int64)
+    kind = {"U": "strings", "S": "bytes", "O": "objects", "b": "booleans"}.get(a.dtype.kind, f"{a.dtype} values")
+    raise InvalidBarsError(f"{name} must be integers (UTC ms), got {kind}")
 
 
 @dataclass(frozen=True)
@@ -152,9 +206,7 @@ class Bars:
         oi_close_usd: Any = None,
         taker_net_base: Any = None,
     ) -> Bars:
-        ts = np.ascontiguousarray(ts_ms, dtype=np.int64)
-        if ts.ndim != 1:
-            raise InvalidBarsError(f"ts_ms must be 1-D, got shape {ts.shape}")
+        ts = _timestamps(ts_ms)
         n = len(ts)
         b = cls(ts, _f64(open, n, "open"), _f64(high, n, "high"), _f64(low, n, "low"), _f64(close, n, "close"),
                 _f64(oi_close_usd, n, "oi_close_usd"), _f64(taker_net_base, n, "taker_net_base"))
@@ -165,7 +217,7 @@ class Bars:
     def from_csv(cls, path: str | Path) -> Bars:
         """Read ``ts_ms,open,high,low,close,oi_close_usd[,taker_net_base]`` (plain or .gz)."""
         cols = _read_csv(path, ["ts_ms", "open", "high", "low", "close", "oi_close_usd"], ["taker_net_base"])
-        return cls.of(cols["ts_ms"].astype(np.int64), cols["open"], cols["high"], cols["low"], cols["close"],
+        return cls.of(cols["ts_ms"], cols["open"], cols["high"], cols["low"], cols["close"],
                       cols["oi_close_usd"], cols.get("taker_net_base"))
 
     def __len__(self) -> int:
@@ -186,7 +238,27 @@ class Bars:
         return (self.ts_ms, self.open, self.high, self.low, self.close, self.oi_close_usd, self.taker_net_base)
 
 
-def _read_csv(path: str | Path, required: list[str], optional: list[str]) -> dict[str, F64]:
+def _int_field(text: str) -> int:
+    """An integer CSV field: digits, or a number like 1.7e12 that is exactly an integer (read
+    exactly, not through a float); within int64."""
+    s = text.strip()
+    try:
+        v = int(s)
+    except ValueError:
+        try:
+            d = decimal.Decimal(s)
+        except decimal.InvalidOperation:
+            raise ValueError(f"ts_ms {s!r} is not a number") from None
+        if not d.is_finite() or d != d.to_integral_value():
+            raise ValueError(f"ts_ms {s!r} is not a whole number of ms") from None
+        v = int(d)
+    if not -(2**63) <= v < 2**63:
+        raise ValueError(f"ts_ms {s!r} is outside the int64 range")
+    return v
+
+
+def _read_csv(path: str | Path, required: list[str], optional: list[str]) -> dict[str, Any]:
+    """The columns by name: ``ts_ms`` as int64 (exact), the others float64 (empty = NaN)."""
     p = Path(path)
     try:
         raw = p.read_bytes()
@@ -198,7 +270,7 @@ def _read_csv(path: str | Path, required: list[str], optional: list[str]) -> dic
         except (OSError, EOFError) as e:
             raise InvalidBarsError(f"{p}: corrupt gzip ({e})") from None
     try:
-        text = raw.decode()
+        text = raw.decode("utf-8-sig")  # (a spreadsheet's byte-order mark is not part of "ts_ms")
     except UnicodeDecodeError:
         raise InvalidBarsError(f"{p}: not UTF-8 text") from None
     reader = csv.reader(io.StringIO(text))
@@ -209,40 +281,51 @@ def _read_csv(path: str | Path, required: list[str], optional: list[str]) -> dic
     missing = [c for c in required if c not in header]
     if missing:
         raise InvalidBarsError(f"{p}: missing column(s) {', '.join(missing)} (header: {','.join(header)})")
-    want = [c for c in required + optional if c in header]
+    want = [c for c in required + optional if c in header and c != "ts_ms"]
     idx = [header.index(c) for c in want]
+    t_idx = header.index("ts_ms")
+    ts: list[int] = []
     rows: list[list[float]] = []
     for line, row in enumerate(reader, start=2):
         if not row:
             continue
         try:
+            if t_idx >= len(row) or row[t_idx].strip() == "":
+                raise ValueError("ts_ms is empty")
+            ts.append(_int_field(row[t_idx]))
             rows.append([float(row[i]) if i < len(row) and row[i].strip() != "" else math.nan for i in idx])
         except ValueError as e:
-            err = InvalidBarsError(f"{p}:{line}: {e}")
-            err.index = line - 2
-            raise err from None
+            raise _bad_row(f"{p}:{line}: {e}", len(rows)) from None
     arr = np.array(rows, dtype=np.float64).reshape(len(rows), len(want))
-    return {c: np.ascontiguousarray(arr[:, j]) for j, c in enumerate(want)}
+    out: dict[str, Any] = {c: np.ascontiguousarray(arr[:, j]) for j, c in enumerate(want)}
+    out["ts_ms"] = np.array(ts, dtype=np.int64)
+    return out
 
 
 def read_realized(path: str | Path) -> tuple[npt.NDArray[np.int64], F64, F64]:
     """Realized liquidations ``ts_ms,long_usd,short_usd`` (plain or .gz)."""
     cols = _read_csv(path, ["ts_ms", "long_usd", "short_usd"], [])
-    ts = cols["ts_ms"].astype(np.int64)
-    if np.any(np.diff(ts) <= 0):
-        i = int(np.argmax(np.diff(ts) <= 0)) + 1
-        err = InvalidBarsError(f"{path}: realized timestamps must increase (row {i})")
-        err.index = i
-        raise err
-    for name in ("long_usd", "short_usd"):
-        v = cols[name]
+    return check_realized((cols["ts_ms"], cols["long_usd"], cols["short_usd"]), where=f"{path}: ")
+
+
+def check_realized(realized: Any, *, where: str = "") -> tuple[npt.NDArray[np.int64], F64, F64]:
+    """Realized liquidations ``(ts_ms, long_usd, short_usd)`` as arrays: one length, strictly
+    increasing integer timestamps, finite USD >= 0; else ``InvalidBarsError`` naming the row
+    (``where`` prefixes the message)."""
+    if isinstance(realized, (str, bytes)) or not isinstance(realized, (tuple, list)) or len(realized) != 3:
+        raise InvalidInputError(f"{where}realized must be a (ts_ms, long_usd, short_usd) tuple of arrays")
+    ts = _timestamps(realized[0], "realized ts_ms")
+    long_usd, short_usd = (_f64(realized[k], len(ts), f"realized {name}") for k, name in ((1, "long_usd"), (2, "short_usd")))
+    back = np.diff(ts) <= 0
+    if back.any():
+        i = int(np.argmax(back)) + 1
+        raise _bad_row(f"{where}realized timestamps must increase (row {i})", i)
+    for name, v in (("long_usd", long_usd), ("short_usd", short_usd)):
         bad = ~np.isfinite(v) | (v < 0)
         if bad.any():
             i = int(np.argmax(bad))
-            err = InvalidBarsError(f"{path}: {name} must be finite and >= 0 (row {i}: {v[i]})")
-            err.index = i
-            raise err
-    return ts, cols["long_usd"], cols["short_usd"]
+            raise _bad_row(f"{where}{name} must be finite and >= 0 (row {i}: {v[i]})", i)
+    return ts, long_usd, short_usd
 
 
 # ---------------------------------------------------------------------------------------------
@@ -388,19 +471,35 @@ class LiveModel:
         scale: float | Mapping[str, float] = 1.0,
         weights: Mapping[str, float] | None = None,
     ) -> None:
+        """``bar_ms``, ``scale``: one value, or one per venue (a mapping naming every venue);
+        ``weights``: per venue, default 1. Mappings naming other venues are refused."""
+        if params is not None and not isinstance(params, ModelParams):
+            raise InvalidInputError(f"params must be a ModelParams, got {type(params).__name__}")
         self.params = params or ModelParams()
+        if not isinstance(symbol, str):
+            raise InvalidInputError(f"symbol must be a string, got {type(symbol).__name__}")
         self.symbol = symbol
+        if isinstance(venues, (str, bytes)) or not isinstance(venues, Iterable):
+            raise InvalidInputError(f"venues must be a list of venue ids, got {venues!r}")
         self.venues = list(venues)
-        if not self.venues or len(set(self.venues)) != len(self.venues):
+        if not self.venues or len(set(self.venues)) != len(self.venues) or not all(isinstance(v, str) for v in self.venues):
             raise InvalidInputError("venues must be a non-empty list of distinct venue ids")
+        bars = _per_venue("bar_ms", bar_ms, self.venues)
+        scales = _per_venue("scale", scale, self.venues)
+        ws = _per_venue("weights", 1.0 if weights is None else weights, self.venues, default=1.0)
+        for v, ms in bars.items():
+            if not (_whole(ms) and 0 < ms <= np.iinfo(np.int64).max):
+                raise InvalidInputError(f"bar_ms of {v} must be a whole number of ms > 0, got {ms!r}")
+        try:
+            self.scale = {v: float(x) for v, x in scales.items()}
+            self.weights = {v: float(x) for v, x in ws.items()}
+        except (TypeError, ValueError):
+            raise InvalidInputError(f"scale and weights must be numbers, got {scale!r} and {weights!r}") from None
+        _check_factors(self.scale, self.weights, InvalidInputError)
         self._core = _core.Model(self.params.to_core())
         for v in self.venues:
             models, since = margin_models(v, symbol)
-            ms = bar_ms[v] if isinstance(bar_ms, Mapping) else bar_ms
-            self._core.add_venue(models, since, int(ms))
-        self.scale = {v: float(scale[v] if isinstance(scale, Mapping) else scale) for v in self.venues}
-        self.weights = {v: float((weights or {}).get(v, 1.0)) for v in self.venues}
-        _check_factors(self.scale, self.weights, InvalidInputError)
+            self._core.add_venue(models, since, int(bars[v]))
         self.feedback = Feedback(self.params.feedback_half_life_hours)
 
     def _scales(self) -> list[float]:
@@ -427,15 +526,19 @@ class LiveModel:
 
     def map(self, grid: _core.PriceGrid, *, venue: str | None = None, side: Literal["long", "short"] | None = None,
             leverage: tuple[float, float] = (0.0, math.inf)) -> tuple[F64, F64]:
-        """The live liquidation map (USD per bucket) now, optionally filtered."""
+        """The live liquidation map (USD per bucket) now, optionally filtered (``leverage``:
+        keep leverage points within (low, high), 0 <= low <= high)."""
         v = None if venue is None else self.index(venue)
-        return self._core.snapshot(grid, self._scales(), v, side, leverage[0], leverage[1])
+        return self._core.snapshot(grid, self._scales(), v, side, *_leverage_bounds(leverage))
 
     def evidence(self, venue: str, side: Literal["long", "short"], price: float, usd: float, tolerance: float = 0.002) -> float:
         """A realized liquidation reported by ``venue``: remove matching mass near ``price``.
         ``usd`` is real USD; it is converted to model notional with the venue's scale."""
+        i = self.index(venue)
         k = self.scale[venue] * self.weights[venue]
-        return self._core.evidence(self.index(venue), side, price, usd / k if k else usd, tolerance) * k
+        if not isinstance(usd, (int, float, np.number)) or isinstance(usd, bool):
+            raise InvalidInputError(f"usd must be a number, got {type(usd).__name__}")
+        return self._core.evidence(i, side, price, usd / k if k else usd, tolerance) * k
 
     def cohorts(self, venue: str) -> dict[str, Any]:
         return self._core.cohorts(self.index(venue))
@@ -448,9 +551,14 @@ class LiveModel:
         return len(head).to_bytes(4, "little") + head + self._core.checkpoint()
 
     @classmethod
-    def restore(cls, data: bytes) -> LiveModel:
+    def restore(cls, data: bytes | bytearray | memoryview) -> LiveModel:
+        """The model from :meth:`checkpoint`'s bytes (any bytes-like object)."""
         from .errors import CheckpointError
 
+        try:
+            data = bytes(memoryview(data))
+        except TypeError:
+            raise CheckpointError(f"cannot restore checkpoint: expected bytes, got {type(data).__name__}") from None
         if len(data) < 4:
             raise CheckpointError("cannot restore checkpoint: truncated")
         n = int.from_bytes(data[:4], "little")
@@ -471,6 +579,30 @@ class LiveModel:
         self.feedback.num, self.feedback.den, self.feedback.last_ts = head.feedback
         self._core = core
         return self
+
+
+def _per_venue(name: str, value: Any, venues: list[str], default: Any = None) -> dict[str, Any]:
+    """One value per venue from a single value or a mapping; a mapping must not name other
+    venues (a misspelt key silently fell back to the default) and, without a default, must
+    name them all."""
+    if not isinstance(value, Mapping):
+        return dict.fromkeys(venues, value)
+    extra = [k for k in value if k not in venues]
+    if extra:
+        raise InvalidInputError(f"{name} names venues not in the model: {', '.join(map(str, extra))}")
+    missing = [v for v in venues if v not in value]
+    if missing and default is None:
+        raise InvalidInputError(f"{name} has no value for {', '.join(missing)}")
+    return {v: value.get(v, default) for v in venues}
+
+
+def _leverage_bounds(leverage: Any) -> tuple[float, float]:
+    """A leverage filter as (low, high) floats (the core checks 0 <= low <= high)."""
+    try:
+        lo, hi = leverage
+        return float(lo), float(hi)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"leverage must be a (low, high) pair of numbers, got {leverage!r}") from None
 
 
 def _check_factors(scale: Mapping[str, float], weights: Mapping[str, float], error: type[Exception]) -> None:
@@ -519,6 +651,34 @@ class _Header(msgspec.Struct, forbid_unknown_fields=True):
         return None
 
 
+#: Longest window (and heatmap resolution) of a replay: 100 years of ms.
+_MAX_WINDOW_MS = 100 * 366 * 86_400_000
+
+
+def _check_profile_venues(profiles: Any, names: list[str]) -> None:
+    """Refuses profiles of venues not replayed (they used to be ignored without a word)."""
+    if not isinstance(profiles, Mapping):
+        raise InvalidInputError(f"profiles must be a mapping {{venue: (prices, volumes, offsets)}}, got {type(profiles).__name__}")
+    extra = [k for k in profiles if k not in names]
+    if extra:
+        raise InvalidInputError(f"profiles for venues not replayed: {', '.join(map(str, extra))} (replayed: {', '.join(names)})")
+
+
+def _profile_arrays(venue: str, p: Any) -> tuple[Any, ...] | None:
+    if p is None:
+        return None
+    if isinstance(p, (str, bytes)) or not isinstance(p, (tuple, list)) or len(p) != 3:
+        raise InvalidInputError(f"profile of {venue} must be a (prices, volumes, offsets) tuple of arrays")
+    try:
+        prices, volumes = (np.ascontiguousarray(x, dtype=np.float64) for x in p[:2])
+        offsets = np.asarray(p[2])
+    except (TypeError, ValueError):
+        raise InvalidArrayError(f"profile of {venue}: prices and volumes must be numbers, offsets integers") from None
+    if offsets.dtype.kind not in "iu":  # (a float cast would truncate)
+        raise InvalidArrayError(f"profile offsets of {venue} must be integers, got {offsets.dtype}")
+    return prices, volumes, np.ascontiguousarray(offsets, dtype=np.int64)
+
+
 def replay(
     bars: Bars | Mapping[str, Bars],
     *,
@@ -537,13 +697,15 @@ def replay(
 
     Returns per-bar predicted liquidations on the merged timeline and, unless ``grid=None``,
     the heatmap: a column per ``resolution_ms`` of time, aligned to its multiples and taken
-    after that interval's last bar (default: automatic for ``window`` or the span, ≤ 500
-    columns) on ``grid`` (default: automatic from the price range, ≤ 2,000
-    buckets). ``window`` ("12h" … "1y" or ms) keeps only the heatmap columns inside the last
-    ``window`` of the series (the book is still built from all bars). ``leverage`` filters the
-    heatmap to leverage points within the range. ``profiles`` gives, per venue, the traded
-    volume by price of every bar as ``(prices, volumes, offsets)`` (bar i = rows
-    ``offsets[i]:offsets[i+1]``) for ``entry_rule="profile"``.
+    after that interval's last bar (``None``, the default: automatic for ``window`` or the
+    span, ≤ 500 columns; else a multiple of the bar interval, at most the window) on ``grid``
+    (default: automatic from the price range, ≤ 2,000 buckets). ``window`` ("12h" … "1y", or
+    ms > 0, at most 100 years; ``None``: the whole span) keeps only the heatmap columns inside
+    the last ``window`` of the series (the book is still built from all bars). ``leverage``
+    ``(low, high)``, 0 <= low <= high, filters the heatmap to leverage points within the
+    range. ``profiles`` gives, per venue of ``bars``, the traded volume by price of every bar
+    as ``(prices, volumes, offsets)`` (bar i = rows ``offsets[i]:offsets[i+1]``) for
+    ``entry_rule="profile"`` (see :class:`ModelParams` for what a profile must hold).
     """
     series = dict(bars) if isinstance(bars, Mapping) else {venue: bars}
     if not series:
@@ -558,32 +720,41 @@ def replay(
     span = int(all_ts[-1] - all_ts[0]) + min(bar_ms.values()) if len(all_ts) else 0
     if isinstance(window, str) and window not in WINDOWS:
         raise InvalidInputError(f"window must be one of {', '.join(WINDOWS)}, got {window!r}")
-    win = WINDOWS[window] if isinstance(window, str) else (window or span)
+    if not (window is None or isinstance(window, str) or (_whole(window) and 0 < window <= _MAX_WINDOW_MS)):
+        raise InvalidInputError(f"window must be one of {', '.join(WINDOWS)}, ms in 1..={_MAX_WINDOW_MS} (100 years) "
+                                f"or None, got {window!r}")
+    win = WINDOWS[window] if isinstance(window, str) else int(window) if window is not None else span
     step_ms = min(bar_ms.values())
-    res = resolution_ms or auto_resolution(win, step_ms)
+    # (0 used to mean "auto" and a negative value reached the core: only None means auto.)
+    if resolution_ms is not None and not (_whole(resolution_ms) and 0 < resolution_ms <= _MAX_WINDOW_MS):
+        raise InvalidInputError(f"resolution_ms must be ms in 1..={_MAX_WINDOW_MS} or None (auto), got {resolution_ms!r}")
+    res = int(resolution_ms) if resolution_ms is not None else auto_resolution(win, step_ms)
     if res % step_ms:
         raise InvalidInputError(f"resolution_ms {res} must be a multiple of the bar interval {step_ms}")
+    lev_lo, lev_hi = _leverage_bounds(leverage)
     g: _core.PriceGrid | None
     if isinstance(grid, str):
         if grid != "auto":
             raise InvalidInputError(f"grid must be a PriceGrid, 'auto' or None, got {grid!r}")
-        start = all_ts[-1] - win if len(all_ts) else 0
+        start = int(all_ts[-1]) - win if len(all_ts) else 0
         lows = np.concatenate([series[v].low[series[v].ts_ms >= start] for v in names])
         highs = np.concatenate([series[v].high[series[v].ts_ms >= start] for v in names])
         g = auto_grid(float(lows.min()), float(highs.max()), venue=names[0], symbol=symbol) if len(lows) else None
     else:
         g = grid
+    if g is not None and res > win and len(all_ts):
+        # Columns are aligned to multiples of the resolution: one longer than the window
+        # starts before it and is dropped, which left an empty heatmap.
+        raise InvalidInputError(f"resolution_ms {res} is longer than the window ({win} ms): no column would fit")
     prof: list[Any] | None = None
     if profiles is not None:
-        prof = []
-        for v in names:
-            p = profiles.get(v)
-            prof.append(None if p is None else tuple(np.ascontiguousarray(x, dtype=t) for x, t in zip(p, (np.float64, np.float64, np.int64))))
-    out: dict[str, Any] = live._core.replay([series[v].columns() for v in names], live._scales(), g, res, leverage[0], leverage[1], prof)
+        _check_profile_venues(profiles, names)
+        prof = [_profile_arrays(v, profiles.get(v)) for v in names]
+    out: dict[str, Any] = live._core.replay([series[v].columns() for v in names], live._scales(), g, res, lev_lo, lev_hi, prof)
     heat = None
     if g is not None and "heatmap_at" in out:
         at = out["heatmap_at"]
         col_ts = (out["ts_ms"][at] // res) * res
-        keep = col_ts >= (out["ts_ms"][-1] - win) if len(at) else np.zeros(0, bool)
+        keep = col_ts >= (int(out["ts_ms"][-1]) - win) if len(at) else np.zeros(0, bool)
         heat = Heatmap(col_ts[keep], g, out["heatmap_long"][keep], out["heatmap_short"][keep], res)
     return ReplayResult(out["ts_ms"], out["long_usd"], out["short_usd"], out["gap"], out["warmup"], heat, live)

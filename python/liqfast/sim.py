@@ -25,7 +25,7 @@ import numpy.typing as npt
 
 from . import _core
 from .errors import InvalidInputError
-from .model import Bars
+from .model import Bars, _whole
 from .venues import margin_model
 
 __all__ = ["SimConfig", "SimRun", "Simulator", "histogram_intersection"]
@@ -37,9 +37,10 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True):
     """Simulator settings (the defaults match the model's default assumptions)."""
 
     seed: int = 1
-    #: Start time (UTC ms) and step length.
+    #: Start time (UTC ms, 1970 to 9999) and step length (at most a day).
     start_ms: int = 1_767_225_600_000
     step_ms: int = 60_000
+    #: In [1e-9, 1e12].
     start_price: float = 90_000.0
     #: σ of ln(price) per √hour; jumps per hour and their ln-size σ; intra-step wick (× step σ).
     vol_per_sqrt_hour: float = 0.006
@@ -48,12 +49,15 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True):
     wick: float = 0.5
     #: Cascades: ln-price move per unit of (net liquidated USD / open interest).
     impact: float = 0.05
-    #: Open interest (USD, single side, all venues) at the start; its drift and σ per √hour.
+    #: Open interest (USD, single side, all venues) at the start; its ln-drift per hour (in
+    #: [-1, 1]) and σ per √hour.
     start_oi_usd: float = 5e8
     oi_drift_per_hour: float = 0.0
     oi_vol_per_sqrt_hour: float = 0.004
+    #: (leverage >= 1, weight >= 0) pairs, the weights not all 0.
     leverage_mix: tuple[tuple[float, float], ...] = ((5.0, 0.15), (10.0, 0.30), (25.0, 0.25), (50.0, 0.20), (100.0, 0.10))
     leverage_spread: float = 0.2
+    #: Share of positions closed per hour at 10x, × (leverage/10)^exponent (in [-4, 4]).
     turnover_per_hour: float = 0.05
     turnover_leverage_exponent: float = 0.5
     #: Position size: log-normal, median (USD) and σ.
@@ -64,7 +68,10 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True):
 
     def to_core(self) -> dict[str, Any]:
         d: dict[str, Any] = msgspec.structs.asdict(self)
-        d["leverage_mix"] = [tuple(x) for x in self.leverage_mix]
+        try:
+            d["leverage_mix"] = [tuple(x) for x in self.leverage_mix]
+        except TypeError:
+            raise InvalidInputError(f"leverage_mix must be (leverage, weight) pairs, got {self.leverage_mix!r}") from None
         return d
 
 
@@ -87,8 +94,13 @@ class SimRun:
 
 class Simulator:
     def __init__(self, config: SimConfig | None = None, venues: Mapping[str, float] | None = None, *, symbol: str = "BTC") -> None:
+        if config is not None and not isinstance(config, SimConfig):
+            raise InvalidInputError(f"config must be a SimConfig, got {type(config).__name__}")
         self.config = config or SimConfig()
-        self.venues = dict(venues or {"binance-usdm": 1.0})
+        # (Only None means the default: an empty mapping used to fall back to it silently.)
+        if venues is not None and not isinstance(venues, Mapping):
+            raise InvalidInputError(f"venues must be a mapping {{venue: weight}}, got {type(venues).__name__}")
+        self.venues = dict(venues) if venues is not None else {"binance-usdm": 1.0}
         if not self.venues:
             raise InvalidInputError("the simulator needs at least one venue")
         models = [margin_model(v, symbol) for v in self.venues]
@@ -110,12 +122,17 @@ class Simulator:
         return st
 
     def run(self, n_bars: int, *, bar_ms: int = 300_000, grid: _core.PriceGrid | None = None, every: int = 1) -> SimRun:
-        """Simulate ``n_bars`` bars of ``bar_ms`` (a multiple of the step), recording the true
-        map on ``grid`` after every ``every``-th bar."""
+        """Simulate ``n_bars`` (an int >= 0) bars of ``bar_ms`` (a multiple of the step),
+        recording the true map on ``grid`` after every ``every``-th bar."""
         step = self.config.step_ms
-        if bar_ms <= 0 or bar_ms % step:
-            raise InvalidInputError(f"bar_ms must be a positive multiple of step_ms ({step}), got {bar_ms}")
-        out = self._core.run(int(n_bars), bar_ms // step, grid, int(every))
+        # (Whole numbers only: 1.5 bars used to run 1, -1 to raise an OverflowError.)
+        if not (_whole(n_bars) and n_bars >= 0):
+            raise InvalidInputError(f"n_bars must be a whole number >= 0, got {n_bars!r}")
+        if not (_whole(every) and every >= 1):
+            raise InvalidInputError(f"every must be a whole number >= 1, got {every!r}")
+        if not (_whole(bar_ms) and bar_ms > 0 and bar_ms % step == 0):
+            raise InvalidInputError(f"bar_ms must be a positive multiple of step_ms ({step}), got {bar_ms!r}")
+        out = self._core.run(int(n_bars), int(bar_ms) // step, grid, int(every))
         bars, real_l, real_s, prof = {}, {}, {}, {}
         for name, v in zip(self.venues, out["venues"]):
             bars[name] = Bars.of(v["ts_ms"], v["open"], v["high"], v["low"], v["close"], v["oi_close_usd"], v["taker_net_base"])

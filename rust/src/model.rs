@@ -336,6 +336,32 @@ pub fn check_bar(bar: &Bar, index: usize) -> Result<()> {
     Ok(())
 }
 
+/// How far outside its bar's [low, high] a profile price may lie, as a share of price, and
+/// still be used (clamped into the range): profiles are usually bucketed, and a bucket named
+/// by its lower edge sits up to one bucket below the bar's low (the live bars' buckets are
+/// about 0.05 % of price). Farther out the profile does not belong to the bar.
+pub const PROFILE_SLACK: f64 = 0.01;
+
+/// Check one bar's volume profile; `index` names the bar in the error. Prices must lie in the
+/// bar's range (within [`PROFILE_SLACK`]), volumes be finite and >= 0: a price the bar never
+/// traded at would open positions there, and a NaN or negative volume would silently drop
+/// out of the weighting.
+pub fn check_profile(profile: &[(f64, f64)], bar: &Bar, index: usize) -> Result<()> {
+    let err = |m: String| Err(LiqError::Bars { index: Some(index), message: m });
+    for &(price, volume) in profile {
+        if !(price >= bar.low * (1.0 - PROFILE_SLACK) && price <= bar.high * (1.0 + PROFILE_SLACK)) {
+            return err(format!(
+                "profile price {price} is outside the bar's range [low {}, high {}]",
+                bar.low, bar.high
+            ));
+        }
+        if !(volume.is_finite() && volume >= 0.0) {
+            return err(format!("profile volume must be finite and >= 0, got {volume} (at price {price})"));
+        }
+    }
+    Ok(())
+}
+
 /// The model: parameters, leverage points and the per-venue books.
 #[derive(Clone, Debug)]
 pub struct Model {
@@ -377,6 +403,9 @@ impl Model {
         mut on_liq: impl FnMut(usize, f64, f64),
     ) -> Result<StepOut> {
         check_bar(bar, index)?;
+        if let Some(pr) = profile {
+            check_profile(pr, bar, index)?;
+        }
         let p = &self.params;
         let vb = self.venues.get_mut(v).ok_or_else(|| LiqError::Invalid(format!("no venue {v}")))?;
         let mut out = StepOut::default();
@@ -572,11 +601,12 @@ fn entry_points(rule: &EntryRule, bar: &Bar, profile: Option<&[(f64, f64)]>, u: 
         EntryRule::Range(n) => range(*n),
         EntryRule::Profile(n) => {
             let n = *n;
+            // (Checked by `check_profile`: prices near the range are clamped into it.)
             let mut pts: Vec<(f64, f64)> = profile
                 .unwrap_or(&[])
                 .iter()
-                .copied()
-                .filter(|&(p, v)| p > 0.0 && p.is_finite() && v > 0.0 && v.is_finite())
+                .filter(|&&(_, v)| v > 0.0)
+                .map(|&(p, v)| (p.clamp(bar.low, bar.high), v))
                 .collect();
             let total: f64 = pts.iter().map(|x| x.1).sum();
             if pts.is_empty() || total <= 0.0 {
@@ -810,6 +840,24 @@ mod tests {
         assert!(m.step(0, &bar(4, 100.0, 101.0, 99.0, 100.0, 1.0), 1, None, |_, _, _| {}).is_err());
         let o = m.step(0, &bar(9, 100.0, 101.0, 99.0, 100.0, 1.0), 2, None, |_, _, _| {}).unwrap();
         assert!(o.gap);
+    }
+
+    #[test]
+    fn bad_profiles_are_named_and_bucket_edges_clamped() {
+        let p = Params { entry: EntryRule::Profile(1), ..Params::default() };
+        let b = bar(0, 100.0, 101.0, 99.0, 100.0, 1e6);
+        for bad in [[(150.0, 1.0)], [(f64::NAN, 1.0)], [(100.0, f64::NAN)], [(100.0, -1.0)], [(100.0, f64::INFINITY)]] {
+            let mut m = model(p.clone());
+            assert!(
+                matches!(m.step(0, &b, 4, Some(&bad), |_, _, _| {}), Err(LiqError::Bars { index: Some(4), .. })),
+                "{bad:?}"
+            );
+            assert!(m.venues[0].book.is_empty(), "a refused bar leaves the book as it was");
+        }
+        // A bucket's lower edge just below the low enters at the low, not below it.
+        let mut m = model(p);
+        m.step(0, &b, 0, Some(&[(98.9, 1.0), (100.0, 0.0)]), |_, _, _| {}).unwrap();
+        assert!(m.venues[0].book.cohorts().all(|c| c.entry == 99.0));
     }
 
     #[test]

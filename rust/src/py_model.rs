@@ -30,6 +30,40 @@ fn invalid(m: String) -> LiqError {
     LiqError::Invalid(m)
 }
 
+fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type().name().map_or_else(|_| "?".into(), |n| n.to_string())
+}
+
+/// A scalar int argument; InvalidInputError naming it rather than pyo3's bare TypeError.
+fn int_arg(py: Python<'_>, name: &str, obj: &Bound<'_, PyAny>) -> PyResult<i64> {
+    obj.extract::<i64>()
+        .map_err(|_| to_pyerr(py, invalid(format!("{name} must be an int within int64, got {}", type_name(obj)))))
+}
+
+/// A scalar float argument, likewise.
+fn float_arg(py: Python<'_>, name: &str, obj: &Bound<'_, PyAny>) -> PyResult<f64> {
+    obj.extract::<f64>().map_err(|_| to_pyerr(py, invalid(format!("{name} must be a number, got {}", type_name(obj)))))
+}
+
+/// A side argument: "long" or "short" (`what` lists what else is allowed, for the message).
+fn side_arg(py: Python<'_>, obj: &Bound<'_, PyAny>, what: &str) -> PyResult<usize> {
+    match obj.extract::<String>().as_deref() {
+        Ok("long") => Ok(LONG),
+        Ok("short") => Ok(SHORT),
+        _ => Err(to_pyerr(py, invalid(format!("side must be {what}, got {obj}")))),
+    }
+}
+
+/// The leverage filter's bounds: 0 <= lo <= hi (hi may be infinite). Reversed bounds kept
+/// nothing and NaN ones everything in a snapshot but nothing in a replay, all silently.
+fn check_leverage_range(lo: f64, hi: f64) -> Result<(), LiqError> {
+    if lo >= 0.0 && lo <= hi {
+        Ok(())
+    } else {
+        Err(invalid(format!("leverage range must have 0 <= low <= high, got ({lo}, {hi})")))
+    }
+}
+
 /// Parameters from a dict with the field names of `liqfast.model.ModelParams`.
 fn params_from(d: &Bound<'_, PyDict>) -> Result<Params, LiqError> {
     let mut p = Params::default();
@@ -171,21 +205,39 @@ impl PyModel {
     /// Advance venue `venue` by one bar; returns (long_usd, short_usd, gap, warmup) in model
     /// notional (before any venue scale). `profile`: the bar's [(price, volume)] for the
     /// profile entry rule.
-    #[pyo3(signature = (venue, ts_ms, open, high, low, close, oi_usd, taker_net_base=f64::NAN, profile=None))]
+    #[pyo3(signature = (venue, ts_ms, open, high, low, close, oi_usd, taker_net_base=None, profile=None))]
     fn step(
         &mut self,
         py: Python<'_>,
         venue: usize,
-        ts_ms: i64,
-        open: f64,
-        high: f64,
-        low: f64,
-        close: f64,
-        oi_usd: f64,
-        taker_net_base: f64,
-        profile: Option<Vec<(f64, f64)>>,
+        ts_ms: &Bound<'_, PyAny>,
+        open: &Bound<'_, PyAny>,
+        high: &Bound<'_, PyAny>,
+        low: &Bound<'_, PyAny>,
+        close: &Bound<'_, PyAny>,
+        oi_usd: &Bound<'_, PyAny>,
+        taker_net_base: Option<&Bound<'_, PyAny>>,
+        profile: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<(f64, f64, bool, bool)> {
-        let bar = Bar { ts_ms, open, high, low, close, oi_usd, taker_net_base };
+        let bar = Bar {
+            ts_ms: int_arg(py, "ts_ms", ts_ms)?,
+            open: float_arg(py, "open", open)?,
+            high: float_arg(py, "high", high)?,
+            low: float_arg(py, "low", low)?,
+            close: float_arg(py, "close", close)?,
+            oi_usd: float_arg(py, "oi_close_usd", oi_usd)?,
+            taker_net_base: taker_net_base.map_or(Ok(f64::NAN), |t| float_arg(py, "taker_net_base", t))?,
+        };
+        let profile: Option<Vec<(f64, f64)>> = profile
+            .map(|p| {
+                p.extract().map_err(|_| {
+                    to_pyerr(
+                        py,
+                        invalid(format!("profile must be a list of (price, volume) pairs, got {}", type_name(p))),
+                    )
+                })
+            })
+            .transpose()?;
         let o = self.inner.step(venue, &bar, 0, profile.as_deref(), |_, _, _| {}).map_err(|e| to_pyerr(py, e))?;
         Ok((o.long_usd, o.short_usd, o.gap, o.warmup))
     }
@@ -209,6 +261,7 @@ impl PyModel {
         lev_hi: f64,
         profiles: Option<Vec<Option<ProfileArrays<'py>>>>,
     ) -> PyResult<Bound<'py, PyDict>> {
+        check_leverage_range(lev_lo, lev_hi).map_err(|e| to_pyerr(py, e))?;
         let profiles: Option<Vec<Option<model::Profiles>>> = profiles
             .map(|ps| ps.iter().map(|p| p.as_ref().map(profile_from).transpose()).collect::<Result<_, _>>())
             .transpose()
@@ -258,18 +311,12 @@ impl PyModel {
         grid: PyRef<'py, PyPriceGrid>,
         scale: Vec<f64>,
         venue: Option<usize>,
-        side: Option<&str>,
+        side: Option<&Bound<'py, PyAny>>,
         lev_lo: f64,
         lev_hi: f64,
     ) -> PyResult<SidePair<'py>> {
-        let side = match side {
-            None => None,
-            Some("long") => Some(LONG),
-            Some("short") => Some(SHORT),
-            Some(other) => {
-                return Err(to_pyerr(py, invalid(format!("side must be 'long', 'short' or None, got {other:?}"))));
-            }
-        };
+        let side = side.map(|s| side_arg(py, s, "'long', 'short' or None")).transpose()?;
+        check_leverage_range(lev_lo, lev_hi).map_err(|e| to_pyerr(py, e))?;
         if scale.len() != self.inner.venues.len() {
             return Err(to_pyerr(
                 py,
@@ -293,22 +340,21 @@ impl PyModel {
         Ok((long.into_pyarray(py), short.into_pyarray(py)))
     }
 
-    /// A venue's realized liquidation of `usd` at `price` removes matching mass near it.
-    #[pyo3(signature = (venue, side, price, usd, tolerance=0.002))]
+    /// A venue's realized liquidation of `usd` at `price` removes matching mass near it
+    /// (within `tolerance` of the price, default 0.2 %).
+    #[pyo3(signature = (venue, side, price, usd, tolerance=None))]
     fn evidence(
         &mut self,
         py: Python<'_>,
         venue: usize,
-        side: &str,
-        price: f64,
-        usd: f64,
-        tolerance: f64,
+        side: &Bound<'_, PyAny>,
+        price: &Bound<'_, PyAny>,
+        usd: &Bound<'_, PyAny>,
+        tolerance: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<f64> {
-        let s = match side {
-            "long" => LONG,
-            "short" => SHORT,
-            other => return Err(to_pyerr(py, invalid(format!("side must be 'long' or 'short', got {other:?}")))),
-        };
+        let s = side_arg(py, side, "'long' or 'short'")?;
+        let (price, usd) = (float_arg(py, "price", price)?, float_arg(py, "usd", usd)?);
+        let tolerance = tolerance.map_or(Ok(0.002), |t| float_arg(py, "tolerance", t))?;
         let vb = self.inner.venues.get_mut(venue).ok_or_else(|| to_pyerr(py, invalid(format!("no venue {venue}"))))?;
         vb.book.evidence(s, price, usd, tolerance).map_err(|e| to_pyerr(py, e))
     }

@@ -126,11 +126,27 @@ impl SimConfig {
         if !(self.impact <= 10.0) {
             return bad(format!("impact must be <= 10, got {}", self.impact));
         }
-        for (name, v) in [
-            ("start_price", self.start_price),
-            ("start_oi_usd", self.start_oi_usd),
-            ("size_median_usd", self.size_median_usd),
-        ] {
+        // Epoch ms from 1970 to the end of year 9999: later starts overflow the timestamps.
+        if !(0..=MAX_START_MS).contains(&self.start_ms) {
+            return bad(format!("start_ms must be in 0..={MAX_START_MS} (1970 to 9999), got {}", self.start_ms));
+        }
+        // A price any market could quote: at 5e-324 the sizes in contracts overflow and
+        // the path is stuck at the smallest float.
+        if !(1e-9..=1e12).contains(&self.start_price) {
+            return bad(format!("start_price must be in [1e-9, 1e12], got {:?}", self.start_price));
+        }
+        // As the model's: beyond ±4 the turnover of 1x or 100x positions is 0 or all of it.
+        if !(self.turnover_leverage_exponent.is_finite() && self.turnover_leverage_exponent.abs() <= 4.0) {
+            return bad(format!(
+                "turnover_leverage_exponent must be in [-4, 4], got {}",
+                self.turnover_leverage_exponent
+            ));
+        }
+        // ln-drift per hour; ±1 already multiplies the open interest by e each hour.
+        if !(self.oi_drift_per_hour.is_finite() && self.oi_drift_per_hour.abs() <= 1.0) {
+            return bad(format!("oi_drift_per_hour must be in [-1, 1], got {}", self.oi_drift_per_hour));
+        }
+        for (name, v) in [("start_oi_usd", self.start_oi_usd), ("size_median_usd", self.size_median_usd)] {
             if !(v.is_finite() && v > 0.0) {
                 return bad(format!("{name} must be finite and > 0, got {v}"));
             }
@@ -157,12 +173,19 @@ impl SimConfig {
         {
             return bad("leverage_mix needs (leverage >= 1, weight >= 0) pairs".into());
         }
+        // (Else every draw took the first leverage, whatever its weight.)
+        if self.leverage_mix.iter().map(|m| m.1).sum::<f64>() <= 0.0 {
+            return bad("leverage_mix weights must not all be 0".into());
+        }
         if !(1..=10_000).contains(&self.trades_per_step) {
             return bad(format!("trades_per_step must be in 1..=10000, got {}", self.trades_per_step));
         }
         Ok(())
     }
 }
+
+/// Latest start time: the last millisecond of year 9999.
+pub const MAX_START_MS: i64 = 253_402_300_799_999;
 
 /// Bands of the simulator's books: ln-leverage bins (turnover is per bin).
 const BANDS: usize = 48;
@@ -618,6 +641,12 @@ mod tests {
             SimConfig { step_ms: 0, ..ok.clone() },
             SimConfig { impact: 11.0, ..ok.clone() },
             SimConfig { impact: f64::NAN, ..ok.clone() },
+            SimConfig { turnover_leverage_exponent: f64::NAN, ..ok.clone() },
+            SimConfig { oi_drift_per_hour: f64::NAN, ..ok.clone() },
+            SimConfig { oi_drift_per_hour: f64::INFINITY, ..ok.clone() },
+            SimConfig { leverage_mix: vec![(10.0, 0.0), (50.0, 0.0)], ..ok.clone() },
+            SimConfig { start_price: 5e-324, ..ok.clone() },
+            SimConfig { start_ms: i64::MAX - 10, ..ok.clone() },
         ] {
             assert!(matches!(bad.validate(), Err(LiqError::Invalid(_))), "{bad:?}");
         }

@@ -60,3 +60,7 @@ def test_plot_from_a_store_and_errors(tmp_path: Path, populated_db: Path, capsys
     assert main(["plot", "--db", str(tmp_path / "missing.sqlite")]) == 2
     assert main(["plot", "--db", str(populated_db), "--window", "2d"]) == 2
     assert "window='2d' is not allowed" in capsys.readouterr().err
+    # An --out that is a file: refused before any work (it used to end in a FileExistsError).
+    (tmp_path / "file").write_text("")
+    assert main(["plot", "--db", str(populated_db), "--out", str(tmp_path / "file")]) == 2
+    assert "is not a directory" in capsys.readouterr().err

@@ -23,7 +23,7 @@ def register(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print the scores as one JSON object")
     p.add_argument("--bootstrap", type=int, default=0, metavar="N",
                    help="add 90%% intervals of Spearman and top-decile hit from N block resamples (e.g. 1000)")
-    p.add_argument("--plot", metavar="PNG", help="write a plot of predicted vs realized")
+    p.add_argument("--plot", metavar="PNG", help="write a plot of predicted vs realized (a .png file)")
     p.set_defaults(func=run)
 
 
@@ -35,11 +35,25 @@ def _span(ci: list[float]) -> str:
     return f"[{ci[0]:5.3f}, {ci[1]:5.3f}]" if all(map(math.isfinite, ci)) else f"{'—':>15}"
 
 
+def _need_matplotlib() -> None:
+    import importlib.util
+
+    from ..errors import InvalidInputError
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise InvalidInputError("--plot needs matplotlib: pip install matplotlib")
+
+
 def run(args: argparse.Namespace) -> int:
     from ..backtest import backtest, plot
     from ..calibrate import load_profile
     from ..model import Bars, read_realized
+    from ._output import output_file
 
+    if args.plot:
+        # Before the backtest: a bad path used to fail (with a traceback) only after it.
+        output_file(args.plot, "--plot", (".png",))
+        _need_matplotlib()
     params, scale, venue, symbol = None, 1.0, args.venue or "binance-usdm", args.symbol or "BTC"
     if args.profile and args.profile != "none":
         prof = load_profile(args.profile)

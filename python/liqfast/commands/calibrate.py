@@ -16,15 +16,21 @@ def register(sub: Any) -> None:
     p.add_argument("--venue", default="binance-usdm", choices=venues())
     p.add_argument("--symbol", default="BTC")
     p.add_argument("--fit-until", type=int, default=None, metavar="TS_MS", help="fit only on bars before this time")
-    p.add_argument("--rounds", type=int, default=3, help="coordinate-search rounds (default 3)")
+    p.add_argument("--rounds", type=int, default=3, help="coordinate-search rounds (default 3; 0 fits only the scale)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..calibrate import calibrate, save_profile
+    from ..errors import InvalidInputError
     from ..model import Bars, read_realized
     from ..progress import Progress
+    from ._output import output_file
 
+    # Checked before the fit, which can take minutes: these used to fail only after it.
+    output_file(args.out, "--out")
+    if args.rounds < 0:
+        raise InvalidInputError(f"--rounds must be >= 0, got {args.rounds}")
     bars = Bars.from_csv(args.bars)
     realized = read_realized(args.realized)
     with Progress(None, "calibrating", unit="fits") as bar:

@@ -39,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from ..server.params import BadRequest, parse_query
     from ..server.service import Service
     from ..server.store import SQLiteStore
+    from ._output import output_dir
 
     try:
         import matplotlib
@@ -48,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
     except ImportError:
         print("liqfast plot: matplotlib is not installed (pip install matplotlib)", file=sys.stderr)
         return 2
+    out = output_dir(args.out, "--out")  # before the (demo) history is built
     venues = tuple(venue_list(args.venues)) if args.venues else tuple(DEMO_VENUES)
     sym = args.symbol.upper()
     if args.db and not Path(args.db).is_file():
@@ -78,8 +80,6 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidInputError(str(e)) from None
     h = eng.heatmap(q)
     m = eng.live_map(q)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     title = f"{sym} {args.venue} {args.window} side={args.side} leverage={args.leverage}"
 
     total = (h.long.astype(np.float64) + h.short).T
