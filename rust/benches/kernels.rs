@@ -14,6 +14,7 @@ use _core::aggregate::{
 };
 use _core::grid::PriceGrid;
 use _core::margin::MarginModel;
+use _core::pool;
 use _core::probe::stream_read;
 use _core::tiers::{Tier, TierTable, TierUnit};
 use _core::venues::venue;
@@ -68,6 +69,90 @@ fn best(reps: usize, mut f: impl FnMut()) -> Duration {
         })
         .min()
         .unwrap_or_default()
+}
+
+/// The least any map kernel over these columns must do, as a yardstick between the floor and
+/// the real kernel: read entry, qty, side and leverage, turn them into a price with one
+/// division (`entry·(1 − side/leverage)·k_side`, the tier-0 closed form with no tier walk, no
+/// input checks and no edge correction; `exact = false` skips even that and buckets the
+/// entry), bucket it by one multiply and scatter-add the notional. Not a correct map.
+#[cfg(target_arch = "x86_64")]
+fn bound_map(entry: &[f64], qty: &[f64], side: &[i8], lev: &[f64], grid: &PriceGrid, exact: bool) -> f64 {
+    let (lo, inv, n) = (grid.lo(), 1.0 / grid.step(), grid.len());
+    let k = [1.0 / (1.0 - 0.004), 1.0 / (1.0 + 0.004)];
+    let parts = pool::map_ranges(pool::split(entry.len()), |r| {
+        let mut acc = vec![0.0f64; 2 * (n + 2)];
+        // SAFETY: the bench only runs on x86_64 CPUs with AVX2 and FMA (checked in main).
+        unsafe {
+            bound_block(&entry[r.clone()], &qty[r.clone()], &side[r.clone()], &lev[r], lo, inv, n, k, exact, &mut acc);
+        }
+        acc
+    });
+    parts.iter().map(|a| a.iter().sum::<f64>()).sum()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[expect(clippy::too_many_arguments, reason = "a bench yardstick, kept flat")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn bound_block(
+    entry: &[f64],
+    qty: &[f64],
+    side: &[i8],
+    lev: &[f64],
+    lo: f64,
+    inv: f64,
+    n: usize,
+    k: [f64; 2],
+    exact: bool,
+    acc: &mut [f64],
+) {
+    unsafe {
+        const B: usize = 2048;
+        #[expect(clippy::wildcard_imports, reason = "written in AVX2 intrinsics")]
+        use std::arch::x86_64::*;
+        let (mut cell, mut usd) = ([0u32; B], [0.0f64; B]);
+        let last = (n + 1) as f64;
+        let (vlo, vinv, vlast, zero, one) =
+            (_mm256_set1_pd(lo), _mm256_set1_pd(inv), _mm256_set1_pd(last), _mm256_setzero_pd(), _mm256_set1_pd(1.0));
+        let (k0, k1) = (_mm256_set1_pd(k[0]), _mm256_set1_pd(k[1]));
+        let width = _mm_set1_epi32(n as i32 + 2);
+        for start in (0..entry.len()).step_by(B) {
+            let m = B.min(entry.len() - start);
+            let whole = m & !3;
+            // First pass in AVX2, four positions a step (as the real kernel); the scatter second.
+            for j in (0..whole).step_by(4) {
+                let i = start + j;
+                let e = _mm256_loadu_pd(entry.as_ptr().add(i));
+                let q = _mm256_loadu_pd(qty.as_ptr().add(i));
+                let s32 = _mm_cvtepi8_epi32(_mm_cvtsi32_si128(side.as_ptr().add(i).cast::<i32>().read_unaligned()));
+                let sd = _mm256_cvtepi32_pd(s32);
+                let short = _mm256_cmp_pd::<_CMP_LT_OQ>(sd, zero);
+                let p = if exact {
+                    let l = _mm256_loadu_pd(lev.as_ptr().add(i));
+                    let kk = _mm256_blendv_pd(k0, k1, short);
+                    _mm256_mul_pd(_mm256_mul_pd(e, _mm256_sub_pd(one, _mm256_div_pd(sd, l))), kk)
+                } else {
+                    e
+                };
+                let x = _mm256_fmadd_pd(_mm256_sub_pd(p, vlo), vinv, one);
+                let x = _mm256_floor_pd(_mm256_min_pd(_mm256_max_pd(x, zero), vlast));
+                let c = _mm256_cvttpd_epi32(x);
+                let c = _mm_add_epi32(c, _mm_and_si128(_mm_srai_epi32::<31>(s32), width));
+                _mm_storeu_si128(cell.as_mut_ptr().add(j).cast(), c);
+                _mm256_storeu_pd(usd.as_mut_ptr().add(j), _mm256_mul_pd(q, p));
+            }
+            for j in whole..m {
+                let (e, q, s, l) = (entry[start + j], qty[start + j], side[start + j], lev[start + j]);
+                let p = if exact { e * (1.0 - f64::from(s) / l) * if s < 0 { k[1] } else { k[0] } } else { e };
+                let x = ((p - lo) * inv + 1.0).max(0.0).min(last).floor();
+                cell[j] = x as u32 + u32::from(s < 0) * (n as u32 + 2);
+                usd[j] = q * p;
+            }
+            for j in 0..m {
+                acc[cell[j] as usize] += usd[j];
+            }
+        }
+    }
 }
 
 fn main() {
@@ -147,6 +232,35 @@ fn main() {
             std::hint::black_box((&l, &s));
         });
         println!("  map     {:7.3} ms  ({:.2}x floor)", ms(d), ms(d) / ms(floor));
+    }
+    #[cfg(target_arch = "x86_64")]
+    if want("bound") && std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        let grid_ref = &grid;
+        for (name, exact) in [("bound, entry as price", false), ("bound, one-division price", true)] {
+            // Check it did the work: the notional it scattered is the whole book's.
+            let k = [1.0 / (1.0 - 0.004), 1.0 / (1.0 + 0.004)];
+            let want: f64 = (0..n)
+                .map(|i| {
+                    let s = f64::from(side[i]);
+                    let p = if exact { entry[i] * (1.0 - s / lev[i]) * k[usize::from(s < 0.0)] } else { entry[i] };
+                    qty[i] * p
+                })
+                .sum();
+            let got = bound_map(&entry, &qty, &side, &lev, grid_ref, exact);
+            assert!((got - want).abs() <= 1e-9 * want, "{name}: {got} != {want}");
+            let d = best(reps, || {
+                std::hint::black_box(bound_map(&entry, &qty, &side, &lev, grid_ref, exact));
+            });
+            let again = best(reps, || {
+                std::hint::black_box(stream_read(&base));
+            });
+            println!(
+                "  {name:<26} {:7.3} ms  ({:.2}x floor; floor again {:.2} ms)",
+                ms(d),
+                ms(d) / ms(floor.min(again)),
+                ms(again)
+            );
+        }
     }
     if want("heatmap") {
         let (mut l, mut s) = (vec![0.0; 288 * grid.len()], vec![0.0; 288 * grid.len()]);
