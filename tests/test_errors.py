@@ -429,3 +429,24 @@ def test_model_lookups_check_qty_and_price(qty: float, price: float, words: str)
             f(qty, price)
     with pytest.raises(lf.InvalidInputError, match="qty must be a number, got '1'"):
         model.tier_at("1", 60_000)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("venue", ["binance-coinm", "bybit-inverse", "gate-inverse", "kucoin-inverse"])
+def test_zero_entry_on_inverse_venues_is_a_position_error(venue: str) -> None:
+    # The tier measure of an inverse coin-unit table divided by the entry: ZeroDivisionError.
+    with pytest.raises(lf.InvalidPositionError, match="entry must be > 0"):
+        lf.liquidation_price(venue, "long", 0.0, 1.0, leverage=10.0)
+
+
+def test_reference_price_and_grid_helpers_take_numpy_numbers_not_bools() -> None:
+    e, q, s, l = arrays()
+    grid = lf.grid_around(60_000)
+    for ref in (np.float32(60_000), np.int64(60_000)):
+        assert lf.liquidation_map(e, q, s, l, grid, ref_price=ref).ref_price == 60_000.0  # type: ignore[arg-type]
+    for bad in (True, 10**400):
+        with pytest.raises(lf.InvalidInputError, match="ref_price must be a"):
+            lf.liquidation_map(e, q, s, l, grid, ref_price=bad)
+    assert lf.grid_around(60_000, span=np.float32(0.1), step=np.float32(10)).step == 10.0  # type: ignore[arg-type]
+    for step in (True, 10**400):
+        with pytest.raises(lf.GridError, match="grid step must be a finite number"):
+            lf.grid_around(60_000, step=step)

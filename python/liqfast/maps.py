@@ -115,6 +115,8 @@ def liquidation_price(
 def _size_hint(model: _core.MarginModel, entry: float, qty: float) -> float:
     """Tier measure at entry, to pick the table rate when only a deduction is overridden."""
     unit = model.tier_unit
+    if not entry > 0:
+        return 0.0  # (the core refuses the entry; a division by it raised ZeroDivisionError)
     size = qty * model.contract_size
     if unit == "contracts":
         return qty
@@ -122,6 +124,25 @@ def _size_hint(model: _core.MarginModel, entry: float, qty: float) -> float:
     if unit == "quote":
         return size * entry if linear else size
     return size if linear else size / entry
+
+
+def _is_number(x: Any) -> bool:
+    """An int, float or numpy number that a float holds (not a bool, not an int past 1e308)."""
+    if isinstance(x, bool | np.bool_) or not isinstance(x, int | float | np.integer | np.floating):
+        return False
+    try:
+        float(x)
+    except OverflowError:
+        return False
+    return True
+
+
+def _finite(x: Any, name: str) -> float:
+    """``number``, with an int too large for a float named rather than an OverflowError."""
+    try:
+        return number(x, name)
+    except OverflowError:
+        raise InvalidInputError(f"{name} must be a finite number, got an int of {x.bit_length()} bits") from None
 
 
 def _f64(x: Any, name: str) -> Any:
@@ -334,7 +355,7 @@ def liquidation_map(
     mean_entry = float(totals.pop("mean_entry"))
     if ref_price is None:
         ref_price = mean_entry if len(entry) else float(grid.lo + grid.hi) / 2
-    elif not (isinstance(ref_price, int | float) and math.isfinite(ref_price) and ref_price > 0):
+    elif not (math.isfinite(ref_price := _finite(ref_price, "ref_price")) and ref_price > 0):
         raise InvalidInputError(f"ref_price must be a finite price > 0, got {ref_price!r}")
     long_cum, short_cum = cumulative_from(grid, long, short, ref_price)
     return LiquidationMap(grid, long, short, float(ref_price), long_cum, short_cum, totals)
@@ -436,10 +457,11 @@ def grid_around(
     """A grid covering ``price·(1 ± span)`` with ``step`` (default ``grid_step``), edges on
     whole multiples of the step."""
     price = number(price, "price")
-    if not (isinstance(span, int | float) and not isinstance(span, bool) and 0 < span < 1):
+    # (numpy numbers as everywhere else; a bool is no step of 1, nor a string a span.)
+    if not (_is_number(span) and 0 < span < 1):
         raise InvalidInputError(f"span must be in (0, 1), got {span!r}")
     step = step if step is not None else grid_step(price, venue=venue, symbol=symbol)
-    if not (isinstance(step, int | float) and math.isfinite(step) and step > 0):
+    if not (_is_number(step) and math.isfinite(float(step)) and step > 0):
         raise GridError(f"grid step must be a finite number > 0, got {step!r}")
     lo = np.floor(price * (1 - span) / step) * step
     hi = np.ceil(price * (1 + span) / step) * step
