@@ -272,3 +272,25 @@ def test_payloads_go_through_the_same_rules() -> None:
     gate[1]["deduction"] = "-2500"
     with pytest.raises(lf.InvalidTierTableError, match="tier 2 maint_amount must be finite and >= 0"):
         tiers.from_payload("gate-linear", "BTC_USDT", gate)
+
+
+@pytest.mark.parametrize(
+    "rows,words",
+    [
+        (None, "rows must be a list of tier rows"),
+        ("0,inf,0.01", "rows must be a list of tier rows"),
+        ([5], "tier row 0 must be a mapping or a"),
+        ([{0, 1, 2}], "tier row 0 must be a mapping or a"),
+        ([(0, None, True)], "mmr must be a number, got True"),
+        ([(0, None, 0.01, 0, True)], "max_leverage must be a number, got True"),
+        ([(0, 10**400, 0.01), (10**400, None, 0.02)], "must be a number, got 1000"),
+    ],
+)
+def test_from_rows_refuses_rows_of_the_wrong_kind(rows: object, words: str) -> None:
+    # These raised TypeError/OverflowError, or read True as a 1x maximum leverage.
+    with pytest.raises(lf.InvalidTierTableError, match=words):
+        lf.TierTable.from_rows("binance-usdm", "BTCUSDT", "quote", rows)  # type: ignore[arg-type]
+    import numpy as np
+
+    table = lf.TierTable.from_rows("binance-usdm", "BTCUSDT", "quote", np.array([[0.0, np.inf, 0.01]]))
+    assert table.tiers[0].mmr == 0.01

@@ -17,6 +17,7 @@ import math
 import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -81,9 +82,13 @@ class TierTable(msgspec.Struct, frozen=True):
         ``max_leverage``) or tuples in that order. A missing ``maint_amount`` is derived so
         maintenance is continuous: ``d_k = d_{k-1} + floor_k·(mmr_k − mmr_{k-1})``."""
         parsed: list[dict[str, Any]] = []
+        if isinstance(rows, str | bytes | Mapping) or not isinstance(rows, Iterable):
+            raise InvalidTierTableError(f"rows must be a list of tier rows, got {type(rows).__name__}")
         for i, r in enumerate(rows):
             if isinstance(r, Mapping):
                 d = dict(r)
+            elif isinstance(r, str | bytes | AbstractSet) or not (hasattr(r, "__len__") and hasattr(r, "__iter__")):
+                raise InvalidTierTableError(f"tier row {i} must be a mapping or a (floor, cap, mmr, ...) sequence, got {r!r}")
             else:
                 keys = ("floor", "cap", "mmr", "maint_amount", "max_leverage")
                 if not 3 <= len(r) <= 5:
@@ -101,9 +106,12 @@ def _today() -> str:
 
 
 def _num(v: Any, what: str) -> float:
+    # (A bool is no rate or leverage: True read as a 1x maximum.)
+    if type(v).__name__ in ("bool", "bool_"):
+        raise InvalidTierTableError(f"{what} must be a number, got {v!r}")
     try:
         x = float(v)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise InvalidTierTableError(f"{what} must be a number, got {v!r}") from None
     if math.isnan(x):
         raise InvalidTierTableError(f"{what} must be a number, got NaN")
