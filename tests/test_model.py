@@ -448,3 +448,50 @@ def test_csv_timestamps_are_exact_integers(tmp_path) -> None:  # type: ignore[no
     r.write_text("ts_ms,long_usd,short_usd\n1,2,3\nnan,0,0\n")
     with pytest.raises(lf.InvalidBarsError, match="realized.csv:3"):
         lf.model.read_realized(r)
+
+
+def test_realized_feedback_is_checked_and_checkpoints_stay_restorable() -> None:
+    live = LiveModel(params=ModelParams(feedback_half_life_hours=24.0))
+    blob = live.checkpoint()
+    for args, words in (((1.5, 1.0, 1.0), "ts_ms must be an int"), (("x", 1.0, 1.0), "ts_ms must be an int"),
+                        ((2**70, 1.0, 1.0), "ts_ms must be an int"), ((1, 1.0, "x"), "realized_usd must be"),
+                        ((1, -1.0, 1.0), "predicted_usd must be"), ((1, 1.0, math.inf), "realized_usd must be"),
+                        ((1, True, 1.0), "predicted_usd must be")):
+        with pytest.raises(lf.InvalidInputError, match=words):
+            live.observe_realized(*args)  # type: ignore[arg-type]
+        assert live.checkpoint() == blob
+    live.observe_realized(np.int64(1), 1e308, 1e308)
+    with pytest.raises(lf.InvalidInputError, match="overflow"):
+        live.observe_realized(2, 1e308, 1e308)
+    live.observe_realized(3, math.nan, 1.0)  # unknown: ignored
+    assert LiveModel.restore(live.checkpoint()).checkpoint() == live.checkpoint()
+    with pytest.raises(lf.InvalidInputError, match="feedback_half_life_hours"):
+        LiveModel(params=ModelParams(feedback_half_life_hours="x"))  # type: ignore[arg-type]
+
+
+def test_grids_columns_profiles_and_scales_of_the_wrong_kind() -> None:
+    b = synthetic_bars(40, seed=35)
+    res = replay(b)
+    assert res.heatmap is not None
+    for bad in (None, 5, "auto"):
+        with pytest.raises(lf.GridError, match="grid must be a liqfast.PriceGrid"):
+            res.model.map(bad)  # type: ignore[arg-type]
+    with pytest.raises(lf.GridError, match="grid must be a liqfast.PriceGrid"):
+        replay(b, grid=5)  # type: ignore[arg-type]
+    n = len(res.heatmap.ts_ms)
+    assert res.map_at(-1)[0].shape == res.map_at(n - 1)[0].shape
+    for i in (n, -n - 1, "0", 1.0):
+        with pytest.raises(lf.InvalidInputError, match="column must be an int"):
+            res.map_at(i)  # type: ignore[arg-type]
+    for lev in ((0, 10**400), ("5", "10"), (True, 10)):
+        with pytest.raises(lf.InvalidInputError, match="leverage must be a"):
+            res.model.map(res.heatmap.grid, leverage=lev)  # type: ignore[arg-type]
+    offsets = np.arange(len(b) + 1, dtype=np.int64)
+    prices = b.close.reshape(-1, 1)
+    with pytest.raises(lf.InvalidArrayError, match="must be 1-D"):
+        replay(b, params=ModelParams(entry_rule="profile"), profiles={"binance-usdm": (prices, np.ones(len(b)), offsets)})
+    for scale in ("2", True):
+        with pytest.raises(lf.InvalidInputError, match="scale and weights must be numbers"):
+            LiveModel(scale=scale)  # type: ignore[arg-type]
+    with pytest.raises(lf.InvalidInputError, match="path must be a str"):
+        Bars.from_csv(5)  # type: ignore[arg-type]

@@ -44,7 +44,7 @@ import numpy.typing as npt
 
 from . import _core
 from .errors import InvalidArrayError, InvalidBarsError, InvalidInputError
-from .maps import grid_step
+from .maps import _check_grid, grid_step
 from .venues import margin_models
 
 __all__ = [
@@ -259,6 +259,8 @@ def _int_field(text: str) -> int:
 
 def _read_csv(path: str | Path, required: list[str], optional: list[str]) -> dict[str, Any]:
     """The columns by name: ``ts_ms`` as int64 (exact), the others float64 (empty = NaN)."""
+    if not isinstance(path, (str, Path)):
+        raise InvalidInputError(f"path must be a str or a Path, got {type(path).__name__}")
     p = Path(path)
     try:
         raw = p.read_bytes()
@@ -412,6 +414,9 @@ class ReplayResult:
         """The live map of heatmap column ``i`` (long, short)."""
         if self.heatmap is None:
             raise InvalidInputError("replay was run without a grid")
+        n = len(self.heatmap.ts_ms)
+        if not (_whole(i) and -n <= i < n):
+            raise InvalidInputError(f"column must be an int in [-{n}, {n}), got {i!r}")
         return self.heatmap.long[i], self.heatmap.short[i]
 
 
@@ -420,7 +425,8 @@ class Feedback:
     with a half-life in hours). Starts at 1; only past bars move it."""
 
     def __init__(self, half_life_hours: float) -> None:
-        if not (half_life_hours >= 0 and math.isfinite(half_life_hours)):
+        if not (isinstance(half_life_hours, (int, float, np.integer, np.floating)) and not isinstance(half_life_hours, (bool, np.bool_))
+                and half_life_hours >= 0 and math.isfinite(half_life_hours)):
             raise InvalidInputError(f"feedback_half_life_hours must be >= 0, got {half_life_hours}")
         self.half_life = half_life_hours
         self.num = 0.0
@@ -433,13 +439,17 @@ class Feedback:
     def observe(self, ts_ms: int, predicted_usd: float, realized_usd: float) -> None:
         if self.half_life <= 0 or not (math.isfinite(predicted_usd) and math.isfinite(realized_usd)):
             return
+        num, den = self.num, self.den
         if self.last_ts is not None:
             decay = 0.5 ** (max(ts_ms - self.last_ts, 0) / 3_600_000 / self.half_life)
-            self.num *= decay
-            self.den *= decay
-        self.last_ts = ts_ms
-        self.num += realized_usd
-        self.den += predicted_usd
+            num *= decay
+            den *= decay
+        num += realized_usd
+        den += predicted_usd
+        # (Sums past float range were checkpointed as null, which no restore could read.)
+        if not (math.isfinite(num) and math.isfinite(den)):
+            raise InvalidInputError(f"realized feedback sums overflow: predicted {predicted_usd!r}, realized {realized_usd!r}")
+        self.num, self.den, self.last_ts = num, den, int(ts_ms)
 
 
 def apply_feedback(ts_ms: Any, pred_long: F64, pred_short: F64, real: Mapping[int, tuple[float, float]], half_life_hours: float) -> tuple[F64, F64]:
@@ -491,9 +501,12 @@ class LiveModel:
             if not (_whole(ms) and 0 < ms <= np.iinfo(np.int64).max):
                 raise InvalidInputError(f"bar_ms of {v} must be a whole number of ms > 0, got {ms!r}")
         try:
+            # (A string "2" or a bool is not a scale.)
+            if any(isinstance(x, (str, bytes, bool, np.bool_)) for x in (*scales.values(), *ws.values())):
+                raise TypeError
             self.scale = {v: float(x) for v, x in scales.items()}
             self.weights = {v: float(x) for v, x in ws.items()}
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise InvalidInputError(f"scale and weights must be numbers, got {scale!r} and {weights!r}") from None
         _check_factors(self.scale, self.weights, InvalidInputError)
         self._core = _core.Model(self.params.to_core())
@@ -521,13 +534,23 @@ class LiveModel:
 
     def observe_realized(self, ts_ms: int, predicted_usd: float, realized_usd: float) -> None:
         """Tell the feedback what a past bar predicted (before feedback) and what was realized
-        (all venues together); no effect unless ``feedback_half_life_hours`` > 0."""
-        self.feedback.observe(ts_ms, predicted_usd, realized_usd)
+        (all venues together); no effect unless ``feedback_half_life_hours`` > 0. ``ts_ms`` is an
+        int64 time in ms, the USD amounts numbers >= 0 (NaN: unknown, ignored)."""
+        # (A float or str time was kept and made the checkpoint unrestorable; a str amount
+        # raised TypeError, a negative one turned the multiplier silently.)
+        if not (_whole(ts_ms) and -(2**63) <= ts_ms < 2**63):
+            raise InvalidInputError(f"ts_ms must be an int within int64, got {ts_ms!r}")
+        for name, x in (("predicted_usd", predicted_usd), ("realized_usd", realized_usd)):
+            if not isinstance(x, (int, float, np.integer, np.floating)) or isinstance(x, (bool, np.bool_)) \
+                    or not (math.isnan(x) or 0 <= x < math.inf):
+                raise InvalidInputError(f"{name} must be a finite number >= 0 (or NaN: unknown), got {x!r}")
+        self.feedback.observe(int(ts_ms), float(predicted_usd), float(realized_usd))
 
     def map(self, grid: _core.PriceGrid, *, venue: str | None = None, side: Literal["long", "short"] | None = None,
             leverage: tuple[float, float] = (0.0, math.inf)) -> tuple[F64, F64]:
         """The live liquidation map (USD per bucket) now, optionally filtered (``leverage``:
         keep leverage points within (low, high), 0 <= low <= high)."""
+        _check_grid(grid)
         v = None if venue is None else self.index(venue)
         return self._core.snapshot(grid, self._scales(), v, side, *_leverage_bounds(leverage))
 
@@ -600,8 +623,11 @@ def _leverage_bounds(leverage: Any) -> tuple[float, float]:
     """A leverage filter as (low, high) floats (the core checks 0 <= low <= high)."""
     try:
         lo, hi = leverage
+        # (A string "5" or a bool is no leverage; an int past float raised OverflowError.)
+        if any(isinstance(x, (str, bytes, bool, np.bool_)) for x in (lo, hi)):
+            raise TypeError
         return float(lo), float(hi)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise InvalidInputError(f"leverage must be a (low, high) pair of numbers, got {leverage!r}") from None
 
 
@@ -637,8 +663,8 @@ class _Header(msgspec.Struct, forbid_unknown_fields=True):
                 margin_models(v, self.symbol)
         except (ValueError, LookupError) as e:
             return str(e)
-        num, den, _ = self.feedback
-        if not (math.isfinite(num) and math.isfinite(den)):
+        num, den, last_ts = self.feedback
+        if not (math.isfinite(num) and math.isfinite(den)) or (last_ts is not None and not -(2**63) <= last_ts < 2**63):
             return "feedback sums"
         if core.venue_count() != len(self.venues):
             return f"{len(self.venues)} venues in the header, {core.venue_count()} in the model"
@@ -674,6 +700,8 @@ def _profile_arrays(venue: str, p: Any) -> tuple[Any, ...] | None:
         offsets = np.asarray(p[2])
     except (TypeError, ValueError):
         raise InvalidArrayError(f"profile of {venue}: prices and volumes must be numbers, offsets integers") from None
+    if prices.ndim != 1 or volumes.ndim != 1 or offsets.ndim != 1:
+        raise InvalidArrayError(f"profile of {venue}: prices, volumes and offsets must be 1-D arrays")
     if offsets.dtype.kind not in "iu":  # (a float cast would truncate)
         raise InvalidArrayError(f"profile offsets of {venue} must be integers, got {offsets.dtype}")
     return prices, volumes, np.ascontiguousarray(offsets, dtype=np.int64)
@@ -741,6 +769,8 @@ def replay(
         highs = np.concatenate([series[v].high[series[v].ts_ms >= start] for v in names])
         g = auto_grid(float(lows.min()), float(highs.max()), venue=names[0], symbol=symbol) if len(lows) else None
     else:
+        if grid is not None:
+            _check_grid(grid)
         g = grid
     if g is not None and res > win and len(all_ts):
         # Columns are aligned to multiples of the resolution: one longer than the window
