@@ -315,3 +315,24 @@ def test_builtin_profile_is_usable(tmp_path: Path) -> None:
         out = run_cli("backtest", "--bars", str(bp), "--realized", str(rp), "--profile", profile, "--json")
         assert out.returncode == 0, out.stderr
         assert json.loads(out.stdout)["scale"] == (1.0 if profile == "none" else p.scale["binance-usdm"])
+
+
+def test_calibrate_and_helpers_check_arguments_before_work() -> None:
+    bars = synthetic_bars(80, seed=23)
+    real = (bars.ts_ms, np.ones(len(bars)), np.ones(len(bars)))
+    # These raised AttributeError / TypeError (the bad progress only after a first replay).
+    for kw, words in ((dict(bars=None, fit_until=5), "bars must be a liqfast.model.Bars"),
+                      (dict(space={"intrabar": 0.5}), "search space of intrabar must be a sequence"),
+                      (dict(space={"intrabar": "0.5"}), "search space of intrabar must be a sequence"),
+                      (dict(space=[("intrabar", [0.5])]), "space must be a mapping"),
+                      (dict(progress=5), "progress must be a callable")):
+        args: dict = dict(bars=bars, realized=real, rounds=1, space={"intrabar": [0.2]})
+        args.update(kw)
+        with pytest.raises(lf.InvalidInputError, match=words):
+            calibrate(args.pop("bars"), args.pop("realized"), **args)
+    with pytest.raises(lf.InvalidInputError, match="bars must be a liqfast.model.Bars"):
+        baselines(5)  # type: ignore[arg-type]
+    with pytest.raises(lf.InvalidInputError, match="profile path must be a str"):
+        load_profile(5)  # type: ignore[arg-type]
+    x = np.arange(20, dtype=float)
+    assert intervals(x, x, reps=10, level=np.float32(0.9))["spearman_ci"] == [1.0, 1.0]  # type: ignore[arg-type]

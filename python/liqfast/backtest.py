@@ -132,7 +132,7 @@ def intervals(
         raise InvalidInputError(f"bootstrap resamples must be a whole number in [10, 1e6], got {reps!r}")
     if not (_whole(block) and block >= 1):
         raise InvalidInputError(f"bootstrap block must be a whole number of bars >= 1, got {block!r}")
-    if not (isinstance(level, (int, float)) and 0.0 < level < 1.0):
+    if not (isinstance(level, (int, float, np.floating)) and not isinstance(level, bool) and 0.0 < level < 1.0):
         raise InvalidInputError(f"interval level must be a number in (0, 1), got {level!r}")
     n = len(real)
     if n < 10:
@@ -161,6 +161,8 @@ def intervals(
 
 def baselines(bars: Bars) -> dict[str, tuple[F64, F64]]:
     """No-model predictors (long, short) per bar, using only the bar and the OI at its open."""
+    if not isinstance(bars, Bars):
+        raise InvalidInputError(f"bars must be a liqfast.model.Bars, got {type(bars).__name__}")
     oi_open = np.r_[np.nan, bars.oi_close_usd[:-1]]
     o = bars.open
     down = (o - bars.low) / o

@@ -79,6 +79,8 @@ def builtin_profile(name: str = "btc-1h") -> Profile:
 
 def load_profile(path: str | Path) -> Profile:
     """A profile from a file path, or ``builtin:<name>`` for a shipped one."""
+    if not isinstance(path, (str, Path)):
+        raise InvalidInputError(f"profile path must be a str or a Path, got {type(path).__name__}")
     if str(path).startswith("builtin:"):
         return builtin_profile(str(path).removeprefix("builtin:"))
     try:
@@ -115,6 +117,10 @@ def calibrate(
     # (A negative count ran no round at all, silently.)
     if not (_whole(rounds) and rounds >= 0):
         raise InvalidInputError(f"rounds must be a whole number >= 0, got {rounds!r}")
+    if not isinstance(bars, Bars):
+        raise InvalidInputError(f"bars must be a liqfast.model.Bars, got {type(bars).__name__}")
+    if progress is not None and not callable(progress):
+        raise InvalidInputError(f"progress must be a callable or None, got {type(progress).__name__}")
     if not (fit_until is None or _whole(fit_until)):
         raise InvalidInputError(f"fit_until must be a time in ms (int) or None, got {fit_until!r}")
     if fit_until is not None:
@@ -122,10 +128,14 @@ def calibrate(
         if n < 50:
             raise InvalidInputError(f"only {n} bars before fit_until: need at least 50 to fit")
         bars = bars.slice(0, n)
+    if space is not None and not isinstance(space, Mapping):
+        raise InvalidInputError(f"space must be a mapping {{parameter: candidate values}}, got {type(space).__name__}")
     space = dict(space or SEARCH_SPACE)
-    for k in space:
+    for k, values in space.items():
         if k not in ModelParams.__struct_fields__:
             raise InvalidInputError(f"unknown parameter {k!r} in the search space")
+        if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, Sequence):
+            raise InvalidInputError(f"search space of {k} must be a sequence of candidate values, got {values!r}")
     best = base or ModelParams()
     best_score = _objective(backtest(bars, realized, params=best, venue=venue, symbol=symbol))
     total = rounds * sum(len(v) for v in space.values())
