@@ -135,3 +135,28 @@ def test_run_and_config_arguments_are_checked() -> None:
         Simulator(venues={})
     with pytest.raises(lf.InvalidInputError, match="config must be a SimConfig"):
         Simulator({"seed": 1})  # type: ignore[arg-type]
+
+
+def test_venues_grids_and_spreads_of_the_wrong_kind() -> None:
+    for venues, words in (({"binance-usdm": "x"}, "weight of binance-usdm must be a number"),
+                          ({"binance-usdm": None}, "weight of binance-usdm must be a number"),
+                          ({"binance-usdm": True}, "weight of binance-usdm must be a number")):
+        with pytest.raises(lf.InvalidInputError, match=words):
+            Simulator(venues=venues)  # type: ignore[arg-type]
+    sim = Simulator(SimConfig(seed=4))
+    grid = lf.grid_around(90_000)
+    with pytest.raises(lf.InvalidInputError, match="venue 'bybit-linear' is not simulated"):
+        sim.true_map(grid, venue="bybit-linear")
+    for bad in (None, 5):
+        with pytest.raises(lf.GridError, match="grid must be a liqfast.PriceGrid"):
+            sim.true_map(bad)  # type: ignore[arg-type]
+    with pytest.raises(lf.GridError, match="grid must be a liqfast.PriceGrid"):
+        sim.run(2, grid=5)  # type: ignore[arg-type]
+    # A spread past float range panicked in the price path (NaN prices).
+    for name in ("vol_per_sqrt_hour", "jump_size", "oi_vol_per_sqrt_hour", "wick", "leverage_spread", "size_sigma",
+                 "start_oi_usd"):
+        with pytest.raises(lf.InvalidInputError, match=f"{name} must be <="):
+            Simulator(SimConfig(**{name: 1e300}))
+    wild = Simulator(SimConfig(vol_per_sqrt_hour=1.0, jumps_per_hour=5.0, jump_size=1.0, step_ms=86_400_000))
+    bars = wild.run(200, bar_ms=86_400_000).bars["binance-usdm"]
+    assert np.isfinite(bars.close).all() and (bars.close > 0).all()

@@ -26,7 +26,8 @@ import numpy.typing as npt
 from . import _core
 from .errors import InvalidInputError
 from .model import Bars, _whole
-from .venues import margin_model
+from .maps import _check_grid
+from .venues import margin_model, number
 
 __all__ = ["SimConfig", "SimRun", "Simulator", "histogram_intersection"]
 
@@ -104,7 +105,9 @@ class Simulator:
         if not self.venues:
             raise InvalidInputError("the simulator needs at least one venue")
         models = [margin_model(v, symbol) for v in self.venues]
-        self._core = _core.Simulator(self.config.to_core(), models, [float(w) for w in self.venues.values()])
+        # (A string weight raised ValueError, None TypeError; a bool is not a weight.)
+        weights = [_weight(v, w) for v, w in self.venues.items()]
+        self._core = _core.Simulator(self.config.to_core(), models, weights)
 
     @property
     def price(self) -> float:
@@ -132,6 +135,8 @@ class Simulator:
             raise InvalidInputError(f"every must be a whole number >= 1, got {every!r}")
         if not (_whole(bar_ms) and bar_ms > 0 and bar_ms % step == 0):
             raise InvalidInputError(f"bar_ms must be a positive multiple of step_ms ({step}), got {bar_ms!r}")
+        if grid is not None:
+            _check_grid(grid)
         out = self._core.run(int(n_bars), int(bar_ms) // step, grid, int(every))
         bars, real_l, real_s, prof = {}, {}, {}, {}
         for name, v in zip(self.venues, out["venues"]):
@@ -143,8 +148,18 @@ class Simulator:
                       out.get("true_long", empty), out.get("true_short", empty))
 
     def true_map(self, grid: _core.PriceGrid, venue: str | None = None) -> tuple[F64, F64]:
-        v = None if venue is None else list(self.venues).index(venue)
-        return self._core.true_map(grid, v)
+        _check_grid(grid)
+        names = list(self.venues)
+        if venue is not None and venue not in names:
+            raise InvalidInputError(f"venue {venue!r} is not simulated ({', '.join(names)})")
+        return self._core.true_map(grid, None if venue is None else names.index(venue))
+
+
+def _weight(venue: str, w: Any) -> float:
+    try:
+        return number(w, f"weight of {venue}")
+    except OverflowError:
+        raise InvalidInputError(f"weight of {venue} must be a finite number, got {w!r}") from None
 
 
 def histogram_intersection(a: F64, b: F64) -> float:

@@ -132,7 +132,7 @@ impl SimConfig {
         }
         // A price any market could quote: at 5e-324 the sizes in contracts overflow and
         // the path is stuck at the smallest float.
-        if !(1e-9..=1e12).contains(&self.start_price) {
+        if !(PRICE_RANGE.0..=PRICE_RANGE.1).contains(&self.start_price) {
             return bad(format!("start_price must be in [1e-9, 1e12], got {:?}", self.start_price));
         }
         // As the model's: beyond ±4 the turnover of 1x or 100x positions is 0 or all of it.
@@ -165,6 +165,23 @@ impl SimConfig {
                 return bad(format!("{name} must be finite and >= 0, got {v}"));
             }
         }
+        // Spreads of ln(price), ln(OI) and ln(size): beyond these a step's move overflowed
+        // (a price of inf, then NaN, panicked in the path), or sizes were inf.
+        for (name, v, max) in [
+            ("vol_per_sqrt_hour", self.vol_per_sqrt_hour, 1.0),
+            ("jump_size", self.jump_size, 1.0),
+            ("oi_vol_per_sqrt_hour", self.oi_vol_per_sqrt_hour, 1.0),
+            ("wick", self.wick, 10.0),
+            ("leverage_spread", self.leverage_spread, 2.0),
+            ("size_sigma", self.size_sigma, 4.0),
+        ] {
+            if v > max {
+                return bad(format!("{name} must be <= {max}, got {v}"));
+            }
+        }
+        if self.start_oi_usd > MAX_OI_USD {
+            return bad(format!("start_oi_usd must be <= {MAX_OI_USD:e}, got {:e}", self.start_oi_usd));
+        }
         if !(0.0..=1.0).contains(&self.turnover_per_hour) {
             return bad(format!("turnover_per_hour must be in [0, 1], got {}", self.turnover_per_hour));
         }
@@ -183,6 +200,11 @@ impl SimConfig {
         Ok(())
     }
 }
+
+/// Prices the simulated path stays within (the range `start_price` may take).
+const PRICE_RANGE: (f64, f64) = (1e-9, 1e12);
+/// Largest open interest (USD, one side) at the start and along the path.
+const MAX_OI_USD: f64 = 1e15;
 
 /// Latest start time: the last millisecond of year 9999.
 pub const MAX_START_MS: i64 = 253_402_300_799_999;
@@ -388,7 +410,8 @@ impl Simulator {
         if self.rng.uniform() < cfg.jumps_per_hour * hours {
             ln_move += cfg.jump_size * self.rng.normal();
         }
-        let mut close = open * ln_move.exp();
+        // (Kept within the range of a quotable price: a long walk overflowed to inf, then NaN.)
+        let mut close = (open * ln_move.exp()).clamp(PRICE_RANGE.0, PRICE_RANGE.1);
         let mut high = open.max(close) * (1.0 + cfg.wick * sigma * self.rng.normal().abs());
         let mut low = open.min(close) * (1.0 - cfg.wick * sigma * self.rng.normal().abs()).max(0.01);
         let mut step = Step { ts_ms: self.ts, open, ..Step::default() };
@@ -441,7 +464,7 @@ impl Simulator {
         for v in 0..self.books.len() {
             let g = (cfg.oi_drift_per_hour * hours + cfg.oi_vol_per_sqrt_hour * hours.sqrt() * self.rng.normal()).exp();
             // Liquidations and closes take interest out; the target keeps the market's size.
-            self.oi_target[v] *= g;
+            self.oi_target[v] = (self.oi_target[v] * g).min(MAX_OI_USD);
             let target = self.oi_target[v];
             let have = [self.books[v].side_usd(LONG), self.books[v].side_usd(SHORT)];
             let mut need = [0.0; 2];
