@@ -336,3 +336,26 @@ def test_calibrate_and_helpers_check_arguments_before_work() -> None:
         load_profile(5)  # type: ignore[arg-type]
     x = np.arange(20, dtype=float)
     assert intervals(x, x, reps=10, level=np.float32(0.9))["spearman_ci"] == [1.0, 1.0]  # type: ignore[arg-type]
+
+
+def test_cli_map_and_tiers_import_errors_are_one_line(tmp_path: Path) -> None:
+    short = tmp_path / "short.csv"
+    short.write_text("entry,qty,side,leverage\n90000,1,long,10\n90000,1\n")
+    zero = tmp_path / "zero.csv"
+    zero.write_text("entry,qty,side,leverage\n90000,0,long,10\n")
+    binary = tmp_path / "bin.csv"
+    binary.write_bytes(b"\xff\xfe\x00entry")
+    # Each of these ended in a traceback (FileNotFoundError, AttributeError, ZeroDivisionError,
+    # UnicodeDecodeError, numpy ValueErrors).
+    for args, words in ((["map", str(tmp_path / "nope.csv")], "cannot read"),
+                        (["map", str(tmp_path)], "cannot read"),
+                        (["map", str(short)], "fewer fields than the header"),
+                        (["map", str(zero)], "qty must be > 0"),
+                        (["map", str(binary)], "not a CSV text file"),
+                        (["map", "--sample", "--positions", "-1"], "--positions must be >= 0"),
+                        (["map", "--sample", "--rows", "0"], "--rows must be >= 1"),
+                        (["map", "--sample", "--seed", "-1"], "--seed must be >= 0"),
+                        (["tiers", "import", "binance-usdm", "BTCUSDT", str(tmp_path / "nope.json")], "cannot read")):
+        out = run_cli(*args)
+        assert out.returncode == 2, (args, out.stderr)
+        assert "Traceback" not in out.stderr and words in out.stderr, (args, out.stderr)

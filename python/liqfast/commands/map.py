@@ -50,20 +50,27 @@ def read_book(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray
     import csv
 
     entry, qty, side, lev = [], [], [], []
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        missing = {"entry", "qty", "side", "leverage"} - set(reader.fieldnames or [])
-        if missing:
-            raise InvalidInputError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
-        for i, row in enumerate(reader, start=2):
-            try:
-                entry.append(float(row["entry"]))
-                qty.append(float(row["qty"]))
-                s = row["side"].strip().lower()
-                side.append(1 if s in ("long", "buy", "1", "+1") else -1 if s in ("short", "sell", "-1") else 0)
-                lev.append(float(row["leverage"]))
-            except ValueError as e:
-                raise InvalidInputError(f"{path}:{i}: {e}") from None
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            missing = {"entry", "qty", "side", "leverage"} - set(reader.fieldnames or [])
+            if missing:
+                raise InvalidInputError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+            for i, row in enumerate(reader, start=2):
+                if any(row[c] is None for c in ("entry", "qty", "side", "leverage")):
+                    raise InvalidInputError(f"{path}:{i}: the row has fewer fields than the header")
+                try:
+                    entry.append(float(row["entry"]))
+                    qty.append(float(row["qty"]))
+                    s = row["side"].strip().lower()
+                    side.append(1 if s in ("long", "buy", "1", "+1") else -1 if s in ("short", "sell", "-1") else 0)
+                    lev.append(float(row["leverage"]))
+                except ValueError as e:
+                    raise InvalidInputError(f"{path}:{i}: {e}") from None
+    except OSError as e:
+        raise InvalidInputError(f"cannot read {path}: {e.strerror}") from None
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise InvalidInputError(f"{path}: not a CSV text file ({e})") from None
     return np.array(entry), np.array(qty), np.array(side, dtype=np.int8), np.array(lev)
 
 
@@ -94,6 +101,10 @@ def run(args: argparse.Namespace) -> int:
     if args.sample == bool(args.csv):
         print("liqfast map: give a CSV file or --sample", file=sys.stderr)
         return 2
+    # (Each of these ended in a numpy traceback.)
+    for option, value, low in (("--positions", args.positions, 0), ("--rows", args.rows, 1), ("--seed", args.seed, 0)):
+        if value < low:
+            raise InvalidInputError(f"{option} must be >= {low}, got {value}")
     if args.sample:
         entry, qty, side, lev = sample_book(args.positions, args.price, args.seed, args.venue, args.symbol)
         centre = args.price
@@ -103,7 +114,8 @@ def run(args: argparse.Namespace) -> int:
         entry, qty, side, lev = entry[alive], qty[alive], side[alive], lev[alive]
     else:
         entry, qty, side, lev = read_book(args.csv)
-        centre = float(np.average(entry, weights=qty)) if len(entry) else args.price
+        # (Weights summing to 0 raised ZeroDivisionError; the map names the bad rows.)
+        centre = float(np.average(entry, weights=qty)) if len(entry) and qty.sum() > 0 else args.price
     grid = grid_around(centre, span=args.span, venue=args.venue, symbol=args.symbol)
     t = time.perf_counter()
     m = liquidation_map(entry, qty, side, lev, grid, venue=args.venue, symbol=args.symbol, ref_price=centre)

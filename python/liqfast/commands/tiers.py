@@ -76,6 +76,10 @@ def _refresh(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
-    t = from_payload(args.venue, args.symbol, loads(args.file.read_bytes()), source=f"imported from {args.file.name}")
+    try:
+        raw = args.file.read_bytes()
+    except OSError as e:
+        raise InvalidTierTableError(f"cannot read {args.file}: {e.strerror}") from None
+    t = from_payload(args.venue, args.symbol, loads(raw), source=f"imported from {args.file.name}")
     print(f"{len(t.tiers)} tiers saved to {save_table(t)}")
     return 0
