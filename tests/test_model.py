@@ -495,3 +495,19 @@ def test_grids_columns_profiles_and_scales_of_the_wrong_kind() -> None:
             LiveModel(scale=scale)  # type: ignore[arg-type]
     with pytest.raises(lf.InvalidInputError, match="path must be a str"):
         Bars.from_csv(5)  # type: ignore[arg-type]
+
+
+def test_step_refuses_bools_where_numbers_belong() -> None:
+    live = LiveModel(bar_ms=H)
+    b = synthetic_bars(3, seed=36)
+    row = [b.open[0], b.high[0], b.low[0], b.close[0], 1e9]
+    blob = live.checkpoint()
+    for k, name in enumerate(("open", "high", "low", "close", "oi_close_usd")):
+        bad = list(row)
+        bad[k] = True
+        with pytest.raises(lf.InvalidInputError, match=f"{name} must be a number, got bool"):
+            live.step("binance-usdm", int(b.ts_ms[0]), *bad)
+    with pytest.raises(lf.InvalidInputError, match="ts_ms must be an int within int64, got bool"):
+        live.step("binance-usdm", True, *row)  # type: ignore[arg-type]
+    assert live.checkpoint() == blob
+    live.step("binance-usdm", np.int64(b.ts_ms[0]), *(np.float32(x) for x in row))  # type: ignore[arg-type]

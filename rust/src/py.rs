@@ -111,7 +111,7 @@ pub(crate) fn array<'py, T: numpy::Element>(
 
 /// Whether `obj` is a bool, Python's or numpy's: both convert to numbers (True as 1), and a
 /// bool where a number belongs is a mistake, not a leverage of 1x.
-fn is_bool(obj: &Bound<'_, PyAny>) -> bool {
+pub(crate) fn is_bool(obj: &Bound<'_, PyAny>) -> bool {
     obj.is_instance_of::<PyBool>()
         || obj.get_type().name().is_ok_and(|n| n.to_cow().is_ok_and(|n| n == "bool" || n == "bool_"))
 }

@@ -36,13 +36,20 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
 
 /// A scalar int argument; InvalidInputError naming it rather than pyo3's bare TypeError.
 fn int_arg(py: Python<'_>, name: &str, obj: &Bound<'_, PyAny>) -> PyResult<i64> {
-    obj.extract::<i64>()
-        .map_err(|_| to_pyerr(py, invalid(format!("{name} must be an int within int64, got {}", type_name(obj)))))
+    // (A bool is no time: True was the instant 1.)
+    match obj.extract::<i64>() {
+        Ok(v) if !crate::py::is_bool(obj) => Ok(v),
+        _ => Err(to_pyerr(py, invalid(format!("{name} must be an int within int64, got {}", type_name(obj))))),
+    }
 }
 
 /// A scalar float argument, likewise.
 fn float_arg(py: Python<'_>, name: &str, obj: &Bound<'_, PyAny>) -> PyResult<f64> {
-    obj.extract::<f64>().map_err(|_| to_pyerr(py, invalid(format!("{name} must be a number, got {}", type_name(obj)))))
+    // (A bool is no number: True was an open interest of 1 USD.)
+    match obj.extract::<f64>() {
+        Ok(v) if !crate::py::is_bool(obj) => Ok(v),
+        _ => Err(to_pyerr(py, invalid(format!("{name} must be a number, got {}", type_name(obj))))),
+    }
 }
 
 /// A side argument: "long" or "short" (`what` lists what else is allowed, for the message).
