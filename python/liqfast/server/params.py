@@ -99,7 +99,7 @@ def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
 
 
 def _int(name: str, value: str, lo: int, hi: int) -> int:
-    if not _INT.match(value):
+    if not _INT.fullmatch(value):  # (match let a trailing newline through: $ matches before it)
         raise BadRequest(f"{name} must be an integer in [{lo}, {hi}]")
     v = int(value)
     if not lo <= v <= hi:
@@ -146,7 +146,7 @@ def parse_query(route: str, q: Mapping[str, str], limits: Limits, *, multi: Mapp
         # Epoch milliseconds between 2009 and 2100.
         kw["end"] = _int("end", q["end"], 1_230_768_000_000, 4_102_444_800_000)
     if "span" in q:
-        if not _NUM.match(q["span"]):
+        if not _NUM.fullmatch(q["span"]):
             raise BadRequest("span must be a number in [0.01, 0.5] (fraction of the price each side)")
         span = float(q["span"])
         if not 0.01 <= span <= 0.5:
