@@ -160,3 +160,10 @@ def test_venues_grids_and_spreads_of_the_wrong_kind() -> None:
     wild = Simulator(SimConfig(vol_per_sqrt_hour=1.0, jumps_per_hour=5.0, jump_size=1.0, step_ms=86_400_000))
     bars = wild.run(200, bar_ms=86_400_000).bars["binance-usdm"]
     assert np.isfinite(bars.close).all() and (bars.close > 0).all()
+
+
+def test_histogram_intersection_checks_its_arrays() -> None:
+    assert histogram_intersection(np.ones(3), np.ones(3)) == pytest.approx(1.0)
+    for a, b in (("ab", "cd"), (np.ones(3), np.ones(4))):
+        with pytest.raises(lf.InvalidArrayError, match="histogram_intersection needs"):
+            histogram_intersection(a, b)  # type: ignore[arg-type]

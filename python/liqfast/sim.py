@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _core
-from .errors import InvalidInputError
+from .errors import InvalidArrayError, InvalidInputError
 from .model import Bars, _whole
 from .maps import _check_grid
 from .venues import margin_model, number
@@ -164,6 +164,13 @@ def _weight(venue: str, w: Any) -> float:
 
 def histogram_intersection(a: F64, b: F64) -> float:
     """Σ min(a/Σa, b/Σb): 1 for identical shapes, 0 for disjoint ones."""
+    try:
+        a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    except (TypeError, ValueError):
+        # (Strings raised numpy's TypeError from inside the sum.)
+        raise InvalidArrayError("histogram_intersection needs two arrays of numbers") from None
+    if a.shape != b.shape:
+        raise InvalidArrayError(f"histogram_intersection needs arrays of one shape, got {a.shape} and {b.shape}")
     sa, sb = float(np.sum(a)), float(np.sum(b))
     if sa <= 0 or sb <= 0:
         return float("nan")
