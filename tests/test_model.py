@@ -383,7 +383,14 @@ def test_live_model_arguments_are_checked() -> None:
                       (dict(params=ModelParams(leverage_tilt=1000)), r"leverage_tilt must be a number in \[-4, 4\]"),
                       (dict(params=ModelParams(leverage_tilt=math.nan)), "leverage_tilt"),
                       (dict(params=ModelParams(leverage_mix=((10.0,),))), "leverage_mix must be"),  # type: ignore[arg-type]
-                      (dict(params=ModelParams(leverage_mix=((1e300, 1.0),), leverage_tilt=4.0)), "leverage_mix must be")):
+                      (dict(params=ModelParams(leverage_mix=((1e300, 1.0),), leverage_tilt=4.0)), "leverage_mix must be"),
+                      # A bool is no leverage, count or rate (True used to be 1x / 1 / 100 %).
+                      (dict(params=ModelParams(leverage_mix=((True, 1.0),))), "leverage_mix must be"),
+                      (dict(params=ModelParams(leverage_points=True)), "leverage_points must not be a bool"),  # type: ignore[arg-type]
+                      (dict(params=ModelParams(intrabar=True)), "intrabar must not be a bool"),  # type: ignore[arg-type]
+                      # Unused by the default side rule, but a bad value is still a mistake.
+                      (dict(params=ModelParams(taker_tilt=math.inf)), r"taker_tilt must be in \[0, 1\]"),
+                      (dict(params=ModelParams(taker_tilt=-0.5)), "taker_tilt")):
         with pytest.raises(lf.InvalidInputError, match=words):
             LiveModel(**kw)  # type: ignore[arg-type]
     LiveModel(params=ModelParams(leverage_tilt=-4.0))

@@ -127,7 +127,9 @@ def test_run_and_config_arguments_are_checked() -> None:
                        (SimConfig(leverage_mix=((10.0, 0.0), (50.0, 0.0))), "weights must not all be 0"),
                        (SimConfig(start_price=5e-324), r"start_price must be in \[1e-9, 1e12\], got 5e-324"),
                        (SimConfig(start_price=math.inf), "start_price"),
-                       (SimConfig(start_ms=2**63 - 10), "start_ms")):
+                       (SimConfig(start_ms=2**63 - 10), "start_ms"),
+                       (SimConfig(trades_per_step=True), "trades_per_step must not be a bool"),  # type: ignore[arg-type]
+                       (SimConfig(leverage_mix=((True, 1.0), (10.0, 1.0))), "leverage_mix must be")):
         with pytest.raises(lf.InvalidInputError, match=words):
             Simulator(cfg)
     # An empty venue mapping used to fall back to binance-usdm.

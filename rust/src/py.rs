@@ -116,6 +116,20 @@ pub(crate) fn is_bool(obj: &Bound<'_, PyAny>) -> bool {
         || obj.get_type().name().is_ok_and(|n| n.to_cow().is_ok_and(|n| n == "bool" || n == "bool_"))
 }
 
+/// A list of (leverage, weight) number pairs, as settings dicts give the leverage mix; `Err`
+/// holds the message. Bools are refused like everywhere else (`(True, 1)` is no 1x entry).
+pub(crate) fn number_pairs(name: &str, obj: &Bound<'_, PyAny>) -> Result<Vec<(f64, f64)>, String> {
+    let bad = || format!("{name} must be a list of (leverage, weight) pairs of numbers");
+    let pairs = obj.extract::<Vec<(Bound<'_, PyAny>, Bound<'_, PyAny>)>>().map_err(|_| bad())?;
+    pairs
+        .iter()
+        .map(|(a, b)| match (a.extract::<f64>(), b.extract::<f64>()) {
+            (Ok(x), Ok(y)) if !is_bool(a) && !is_bool(b) => Ok((x, y)),
+            _ => Err(bad()),
+        })
+        .collect()
+}
+
 /// `obj` as messages show it (its repr, cut short).
 fn shown(obj: &Bound<'_, PyAny>) -> String {
     let r = obj.repr().map_or_else(|_| "?".into(), |r| r.to_string());

@@ -78,6 +78,9 @@ fn params_from(d: &Bound<'_, PyDict>) -> Result<Params, LiqError> {
     let (mut side_rule, mut taker_tilt) = (None::<String>, None::<f64>);
     for (k, v) in d.iter() {
         let key: String = k.extract().map_err(|_| invalid("parameter names must be strings".into()))?;
+        if crate::py::is_bool(&v) {
+            return Err(invalid(format!("{key} must not be a bool, got {v}")));
+        }
         let num = |v: &Bound<'_, PyAny>| v.extract::<f64>().map_err(|_| invalid(format!("{key} must be a number")));
         let int = |v: &Bound<'_, PyAny>| {
             v.extract::<usize>().map_err(|_| invalid(format!("{key} must be a non-negative int")))
@@ -85,9 +88,7 @@ fn params_from(d: &Bound<'_, PyDict>) -> Result<Params, LiqError> {
         let text = |v: &Bound<'_, PyAny>| v.extract::<String>().map_err(|_| invalid(format!("{key} must be a string")));
         match key.as_str() {
             "leverage_mix" => {
-                p.leverage_mix = v
-                    .extract::<Vec<(f64, f64)>>()
-                    .map_err(|_| invalid("leverage_mix must be a list of (leverage, weight) pairs".into()))?;
+                p.leverage_mix = crate::py::number_pairs("leverage_mix", &v).map_err(invalid)?;
             }
             "leverage_spread" => p.leverage_spread = num(&v)?,
             "leverage_points" => p.leverage_points = int(&v)?,
@@ -114,6 +115,12 @@ fn params_from(d: &Bound<'_, PyDict>) -> Result<Params, LiqError> {
         "profile" => EntryRule::Profile(entry_points.unwrap_or(3)),
         other => return Err(invalid(format!("entry_rule must be typical, close, range or profile, got {other:?}"))),
     };
+    // Checked even when the side rule does not use it: a bad value is a mistake either way.
+    if let Some(t) = taker_tilt
+        && !(0.0..=1.0).contains(&t)
+    {
+        return Err(invalid(format!("taker_tilt must be in [0, 1], got {t}")));
+    }
     p.side = match side_rule.as_deref().unwrap_or("even") {
         "even" => SideRule::Even,
         "taker" => SideRule::TakerTilt(taker_tilt.unwrap_or(0.5)),

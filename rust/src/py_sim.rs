@@ -12,6 +12,9 @@ fn config_from(d: &Bound<'_, PyDict>) -> Result<SimConfig, LiqError> {
     let mut c = SimConfig::default();
     for (k, v) in d.iter() {
         let key: String = k.extract().map_err(|_| LiqError::Invalid("config names must be strings".into()))?;
+        if crate::py::is_bool(&v) {
+            return Err(LiqError::Invalid(format!("{key} must not be a bool, got {v}")));
+        }
         let num =
             |v: &Bound<'_, PyAny>| v.extract::<f64>().map_err(|_| LiqError::Invalid(format!("{key} must be a number")));
         let int =
@@ -32,9 +35,7 @@ fn config_from(d: &Bound<'_, PyDict>) -> Result<SimConfig, LiqError> {
             "oi_drift_per_hour" => c.oi_drift_per_hour = num(&v)?,
             "oi_vol_per_sqrt_hour" => c.oi_vol_per_sqrt_hour = num(&v)?,
             "leverage_mix" => {
-                c.leverage_mix = v
-                    .extract::<Vec<(f64, f64)>>()
-                    .map_err(|_| LiqError::Invalid("leverage_mix must be (leverage, weight) pairs".into()))?;
+                c.leverage_mix = crate::py::number_pairs("leverage_mix", &v).map_err(LiqError::Invalid)?;
             }
             "leverage_spread" => c.leverage_spread = num(&v)?,
             "turnover_per_hour" => c.turnover_per_hour = num(&v)?,
