@@ -123,6 +123,9 @@ def test_grid_helpers() -> None:
     assert g.lo <= 67_500 and g.hi >= 112_500 and g.step == 50.0
     assert g.lo % g.step == 0
     assert pickle.loads(pickle.dumps(g)) == g
+    # Equal grids hash equal, so a grid can key a cache (-0.0 == 0.0 as well).
+    assert hash(pickle.loads(pickle.dumps(g))) == hash(g) and len({g, lf.PriceGrid(g.lo, g.hi, g.step)}) == 1
+    assert hash(lf.PriceGrid(-0.0, 10.0, 1.0)) == hash(lf.PriceGrid(0.0, 10.0, 1.0))
     assert len(g.centers()) == len(g) and len(g.edges()) == len(g) + 1
 
 

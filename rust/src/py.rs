@@ -501,6 +501,14 @@ impl PyPriceGrid {
         (self.inner.lo(), self.inner.hi(), self.inner.step())
     }
 
+    /// Equal grids hash equal (grids key caches); `+ 0.0` folds −0 into +0, which `==` equates.
+    fn __hash__(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        ((self.inner.lo() + 0.0).to_bits(), (self.inner.step() + 0.0).to_bits(), self.inner.len()).hash(&mut h);
+        h.finish()
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "PriceGrid(lo={}, hi={}, step={}, buckets={})",
