@@ -27,7 +27,7 @@ import numpy.typing as npt
 from . import _core
 from .errors import GridError, InvalidArrayError, InvalidInputError
 from .tiers import TierTable
-from .venues import instrument, margin_model, margin_models, number, to_epoch_ms
+from .venues import instrument, is_real, margin_model, margin_models, number, to_epoch_ms
 
 __all__ = [
     "LiquidationHeatmap",
@@ -128,7 +128,7 @@ def _size_hint(model: _core.MarginModel, entry: float, qty: float) -> float:
 
 def _is_number(x: Any) -> bool:
     """An int, float or numpy number that a float holds (not a bool, not an int past 1e308)."""
-    if isinstance(x, bool | np.bool_) or not isinstance(x, int | float | np.integer | np.floating):
+    if not is_real(x):
         return False
     try:
         float(x)
@@ -151,7 +151,7 @@ def _f64(x: Any, name: str) -> Any:
     a leverage of 1x)."""
     if isinstance(x, list | tuple):
         for i, v in enumerate(x):
-            if isinstance(v, bool | np.bool_) or not isinstance(v, int | float | np.integer | np.floating):
+            if not is_real(v):
                 raise InvalidArrayError(f"{name}[{i}] must be a number, got {v!r}")
         try:
             return np.asarray(x, dtype=np.float64)
@@ -173,17 +173,23 @@ def _i64(x: Any, name: str) -> Any:
     return out
 
 
+def _each(values: list[Any] | tuple[Any, ...], name: str, dtype: Any, convert: Any) -> Any:
+    """A list converted element by element as the scalar call takes each, its errors naming
+    the element (``side[2]: ...``)."""
+    out = np.empty(len(values), dtype=dtype)
+    for i, v in enumerate(values):
+        try:
+            out[i] = convert(v)
+        except InvalidInputError as e:
+            raise InvalidInputError(f"{name}[{i}]: {e}") from None
+    return out
+
+
 def _side_array(side: Any) -> Any:
     if isinstance(side, list | tuple):
         # Each element as the scalar call takes it ("long", +1, ...): 1.9 or 300 is an error,
         # not a truncated or wrapped int8.
-        out = np.empty(len(side), dtype=np.int8)
-        for i, s in enumerate(side):
-            try:
-                out[i] = _side_value(s)
-            except InvalidInputError as e:
-                raise InvalidInputError(f"side[{i}]: {e}") from None
-        return out
+        return _each(side, "side", np.int8, _side_value)
     if isinstance(side, str | int):
         raise InvalidArrayError("side must be an int8 array of +1/-1 in batch calls")
     return side
@@ -196,7 +202,7 @@ def _side_value(s: Any) -> int:
             raise InvalidInputError(f"side must be 'long'/'short' or +1/-1, got {s!r}")
         return v
     # Exactly ±1 (an int, a float or a numpy number); bools and 1.9 are not sides.
-    if isinstance(s, bool) or not isinstance(s, int | float | np.integer | np.floating) or s not in (1, -1):
+    if not is_real(s) or s not in (1, -1):
         raise InvalidInputError(f"side must be 'long'/'short' or +1/-1, got {s!r}")
     return int(s)
 
@@ -205,13 +211,7 @@ def _time_arg(open_time: Any) -> Any:
     if open_time is None or isinstance(open_time, np.ndarray):
         return open_time
     if isinstance(open_time, list | tuple):
-        out = np.empty(len(open_time), dtype=np.int64)
-        for i, t in enumerate(open_time):
-            try:
-                out[i] = to_epoch_ms(t)
-            except InvalidInputError as e:
-                raise InvalidInputError(f"open_time[{i}]: {e}") from None
-        return out
+        return _each(open_time, "open_time", np.int64, to_epoch_ms)
     return to_epoch_ms(open_time)
 
 

@@ -125,7 +125,7 @@ def to_epoch_ms(t: int | float | _dt.datetime | str) -> int:
         if t.tzinfo is None:
             t = t.replace(tzinfo=_dt.UTC)
         return int(t.timestamp() * 1000)
-    if isinstance(t, bool | np.bool_) or not isinstance(t, int | float | np.integer | np.floating):
+    if not is_real(t):
         raise InvalidInputError(f"open_time must be epoch ms, a datetime or an ISO string, got {t!r}")
     # The core takes int64 ms; NaN, ±inf and ints past it have no instant.
     if not (math.isfinite(t) and -(2**63) <= t < 2**63):
@@ -133,11 +133,17 @@ def to_epoch_ms(t: int | float | _dt.datetime | str) -> int:
     return int(t)
 
 
+def is_real(x: Any) -> bool:
+    """An int, float or numpy scalar of either; not a bool (which would count as 1), not a
+    string."""
+    return isinstance(x, int | float | np.integer | np.floating) and not isinstance(x, bool | np.bool_)
+
+
 def number(value: Any, name: str) -> float:
     """``value`` as a float if it is a number (int, float or numpy scalar), else
     InvalidInputError naming ``name``: a string, None or a bool (which would count as 1) is
     a mistake, not something to convert."""
-    if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.integer | np.floating):
+    if not is_real(value):
         raise InvalidInputError(f"{name} must be a number, got {value!r}")
     return float(value)
 
