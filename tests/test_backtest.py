@@ -359,3 +359,23 @@ def test_cli_map_and_tiers_import_errors_are_one_line(tmp_path: Path) -> None:
         out = run_cli(*args)
         assert out.returncode == 2, (args, out.stderr)
         assert "Traceback" not in out.stderr and words in out.stderr, (args, out.stderr)
+
+
+def test_cli_backtest_scale_for_a_venue_the_profile_lacks(tmp_path: Path) -> None:
+    bars = synthetic_bars(150, seed=29)
+    bp, rp = write_csvs(tmp_path, bars, realized_from(bars))
+    common = ("backtest", "--bars", str(bp), "--realized", str(rp), "--json")
+    # The shipped profile is fitted on binance-usdm only: other venues used to get scale 1 silently.
+    out = run_cli(*common, "--venue", "bybit-linear")
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and len(lines) == 1 and "has no scale for bybit-linear (it has binance-usdm)" in out.stderr
+    base = json.loads(run_cli(*common).stdout)["model"]["long"]["ratio"]
+    given = run_cli(*common, "--venue", "bybit-linear", "--scale", "0.05")
+    assert given.returncode == 0, given.stderr
+    doubled = run_cli(*common, "--scale", "0.05")
+    half = run_cli(*common, "--scale", "0.025")
+    r2, r1 = (json.loads(o.stdout)["model"]["long"]["ratio"] for o in (doubled, half))
+    assert r2 == pytest.approx(2 * r1) and base > 0
+    for bad in ("0", "-1", "nan", "inf"):
+        out = run_cli(*common, "--scale", bad)
+        assert out.returncode == 2 and "--scale must be a finite number > 0" in out.stderr, out.stderr

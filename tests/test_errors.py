@@ -310,7 +310,7 @@ def test_messages_print_numbers_as_they_are() -> None:
     [
         (dict(entry="60000"), lf.InvalidInputError, "entry must be a number, got '60000'"),
         (dict(qty=None), lf.InvalidInputError, "qty must be a number, got None"),
-        (dict(symbol=None), lf.InvalidInputError, "symbol must be a str, got None"),
+        (dict(symbol=5), lf.InvalidInputError, "symbol must be a str, got 5"),
         (dict(tiers="x"), lf.InvalidTierTableError, "tiers must be a liqfast.TierTable"),
         (dict(open_time=math.nan), lf.InvalidInputError, "open_time must be finite epoch ms"),
         (dict(open_time=1e30), lf.InvalidInputError, "open_time must be finite epoch ms"),
@@ -347,7 +347,7 @@ def test_batch_arguments_of_the_wrong_kind() -> None:
         (dict(open_time=[0, math.nan, 0]), lf.InvalidInputError, r"open_time\[1\]: open_time must be finite"),
         (dict(open_time=[0, 0, 2**64]), lf.InvalidInputError, r"open_time\[2\]"),
         (dict(open_time=math.nan), lf.InvalidInputError, "open_time must be finite"),
-        (dict(symbol=None), lf.InvalidInputError, "symbol must be a str"),
+        (dict(symbol=5), lf.InvalidInputError, "symbol must be a str"),
         (dict(tiers="x"), lf.InvalidTierTableError, "tiers must be a liqfast.TierTable"),
         (dict(mmr="0.1"), lf.InvalidInputError, "mmr must be a number"),
         (dict(fee_rate=[0.1]), lf.InvalidInputError, "fee_rate must be a number"),

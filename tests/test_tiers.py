@@ -294,3 +294,21 @@ def test_from_rows_refuses_rows_of_the_wrong_kind(rows: object, words: str) -> N
 
     table = lf.TierTable.from_rows("binance-usdm", "BTCUSDT", "quote", np.array([[0.0, np.inf, 0.01]]))
     assert table.tiers[0].mmr == 0.01
+
+
+def test_user_table_symbol_must_match_an_explicit_symbol() -> None:
+    t = lf.TierTable.from_rows("binance-usdm", "ETHUSDT", "quote", [(0, None, 0.01, 0, 50)])
+    # Left out, or naming the table's instrument in any spelling: the table's symbol is used.
+    for symbol in (None, "ETHUSDT", "ETH", "ethusdt"):
+        p = lf.liquidation_price("binance-usdm", "long", 3_000, 1, leverage=10, tiers=t, symbol=symbol)
+        assert p == pytest.approx((3_000 - 300) / (1 - 0.01))
+    # Another instrument than the table's used to be overridden silently by the table.
+    with pytest.raises(lf.InvalidInputError, match="does not match the tier table's symbol 'ETHUSDT'"):
+        lf.liquidation_price("binance-usdm", "long", 3_000, 1, leverage=10, tiers=t, symbol="BTC")
+    with pytest.raises(lf.InvalidInputError, match="does not match"):
+        lf.liquidation_prices("binance-usdm", [1], [3_000.0], [1.0], leverage=[10.0], tiers=t, symbol="BTCUSDT")
+    with pytest.raises(lf.InvalidInputError, match="does not match"):
+        lf.margin_model("binance-usdm", "NOPE", tiers=t)
+    # Without a table the default is still BTC.
+    assert lf.margin_model("binance-usdm").liquidation_price(1, 60_000, 1, leverage=10) == pytest.approx(
+        lf.margin_model("binance-usdm", "BTCUSDT").liquidation_price(1, 60_000, 1, leverage=10))

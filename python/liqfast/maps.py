@@ -75,7 +75,7 @@ def liquidation_price(
     tiers: TierTable | None = None,
     contract_size: float | None = None,
     formula: str | None = None,
-    symbol: str = "BTC",
+    symbol: str | None = None,
     open_time: TimeLike | None = None,
     mode: Literal["isolated", "cross"] = "isolated",
     other_maint_margin: float = 0.0,
@@ -90,6 +90,7 @@ def liquidation_price(
     positions' maintenance margin and unrealised PnL enter as ``other_maint_margin`` and
     ``other_upnl`` (Binance's TMM1/UPNL1). ``mmr``/``maint_amount``/``fee_rate``/``tiers``
     override the shipped data; ``formula`` (or ``open_time``) picks a dated formula version.
+    ``symbol`` defaults to the tier table's symbol with ``tiers``, else to BTC.
     """
     model = margin_model(
         venue, symbol, formula=formula, open_time=open_time, tiers=tiers, contract_size=contract_size, fee_rate=fee_rate,
@@ -217,7 +218,7 @@ def _time_arg(open_time: Any) -> Any:
 
 def _models(
     venue: str,
-    symbol: str,
+    symbol: str | None,
     formula: str | None,
     open_time: Any,
     tiers: TierTable | None,
@@ -250,7 +251,7 @@ def liquidation_prices(
     tiers: TierTable | None = None,
     contract_size: float | None = None,
     formula: str | None = None,
-    symbol: str = "BTC",
+    symbol: str | None = None,
     open_time: Any = None,
 ) -> F64:
     """Liquidation price per position (float64 array; NaN where no price liquidates).
@@ -325,7 +326,7 @@ def liquidation_map(
     grid: _core.PriceGrid,
     *,
     venue: str = "binance-usdm",
-    symbol: str = "BTC",
+    symbol: str | None = None,
     margin: Any = None,
     ref_price: float | None = None,
     mmr: float | None = None,
@@ -371,7 +372,7 @@ def liquidation_heatmap(
     grid: _core.PriceGrid,
     *,
     venue: str = "binance-usdm",
-    symbol: str = "BTC",
+    symbol: str | None = None,
     margin: Any = None,
     mmr: float | None = None,
     maint_amount: float | None = None,
@@ -407,7 +408,7 @@ def hedge_liquidation_price(
     short_qty: float | None = None,
     other_maint_margin: float = 0.0,
     other_upnl: float = 0.0,
-    symbol: str = "BTC",
+    symbol: str | None = None,
     formula: str | None = None,
     tiers: TierTable | None = None,
     contract_size: float | None = None,

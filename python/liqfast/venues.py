@@ -95,6 +95,13 @@ def resolve_symbol(venue: str, symbol: str) -> str:
     raise UnknownSymbolError(f"unknown symbol {symbol!r} for {venue}; known: {', '.join(syms)}")
 
 
+def _native_or_none(venue: str, symbol: str) -> str | None:
+    try:
+        return resolve_symbol(venue, symbol)
+    except UnknownSymbolError:
+        return None
+
+
 def instrument(venue: str, symbol: str) -> dict[str, Any]:
     native = resolve_symbol(venue, symbol)
     meta: dict[str, Any] = _venue_data(venue)["symbols"][native]
@@ -165,7 +172,7 @@ def _build(venue: str, native: str, formula: str, table: TierTable, contract_siz
 
 def margin_models(
     venue: str,
-    symbol: str = "BTC",
+    symbol: str | None = None,
     *,
     formula: str | None = None,
     tiers: TierTable | None = None,
@@ -173,7 +180,9 @@ def margin_models(
     fee_rate: float | None = None,
 ) -> tuple[list[_core.MarginModel], list[int | None]]:
     """Models for every formula of ``venue`` (oldest first) with the instant each applies
-    from, or just the named ``formula`` — what the batch kernels take."""
+    from, or just the named ``formula`` — what the batch kernels take. ``symbol`` defaults to
+    the tier table's symbol when ``tiers`` is given, else to BTC; one that names another
+    symbol than the table is refused."""
     info = venue_info(venue)
     # (Checked here, before they reach the model cache as keys.)
     contract_size = None if contract_size is None else number(contract_size, "contract_size")
@@ -188,9 +197,13 @@ def margin_models(
         if tiers.venue != venue and tiers.venue:
             raise InvalidInputError(f"tier table is for {tiers.venue}, not {venue}")
         native = tiers.symbol
+        # (A symbol naming another instrument than the table's was silently overridden.)
+        if symbol is not None and symbol != native and _native_or_none(venue, symbol) != native:
+            raise InvalidInputError(
+                f"symbol {symbol!r} does not match the tier table's symbol {native!r}; pass that one or leave symbol out")
         models = [_build(venue, native, f.name, tiers, contract_size, fee_rate) for f in chosen]
     else:
-        native = resolve_symbol(venue, symbol)
+        native = resolve_symbol(venue, "BTC" if symbol is None else symbol)
         models = [_cached_model(venue, native, f.name, contract_size, fee_rate) for f in chosen]
     since = [None if formula is not None else f.since_ms for f in chosen]
     return models, since
@@ -198,7 +211,7 @@ def margin_models(
 
 def margin_model(
     venue: str,
-    symbol: str = "BTC",
+    symbol: str | None = None,
     *,
     formula: str | None = None,
     open_time: int | float | _dt.datetime | str | None = None,

@@ -64,3 +64,21 @@ def test_plot_from_a_store_and_errors(tmp_path: Path, populated_db: Path, capsys
     (tmp_path / "file").write_text("")
     assert main(["plot", "--db", str(populated_db), "--out", str(tmp_path / "file")]) == 2
     assert "is not a directory" in capsys.readouterr().err
+
+
+def test_serve_profile_scale_covers_every_venue(capsys: pytest.CaptureFixture[str]) -> None:
+    from liqfast.calibrate import builtin_profile
+    from liqfast.cli import build_parser
+    from liqfast.commands.serve import config_from_args
+
+    own = builtin_profile().scale["binance-usdm"]
+    args = build_parser().parse_args(["serve", "--offline", "--db", ":memory:", "--profile", "builtin:btc-1h",
+                                      "--venues", "binance-usdm,bybit-linear,okx-linear"])
+    cfg = config_from_args(args)
+    # Venues the profile was not fitted on get its own venue's scale (not scale 1, the model's
+    # raw units, which swamped the aggregate), and the operator is told.
+    assert cfg.scale == {"binance-usdm": own, "bybit-linear": own, "okx-linear": own}
+    assert "no scale for bybit-linear, okx-linear" in capsys.readouterr().err
+    args = build_parser().parse_args(["serve", "--offline", "--db", ":memory:", "--profile", "builtin:btc-1h",
+                                      "--venues", "binance-usdm"])
+    assert config_from_args(args).scale == {"binance-usdm": own} and capsys.readouterr().err == ""

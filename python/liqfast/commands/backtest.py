@@ -19,6 +19,8 @@ def register(sub: Any) -> None:
                    help="profile from `liqfast calibrate`, `builtin:btc-1h` (default, shipped) or `none` (plain defaults, scale 1)")
     p.add_argument("--venue", default=None, choices=venues(), help="venue of the bars (default: profile's or binance-usdm)")
     p.add_argument("--symbol", default=None)
+    p.add_argument("--scale", type=float, default=None,
+                   help="USD scale of the predictions (default: the profile's for the venue; 1 with --profile none)")
     p.add_argument("--score-from", type=int, default=None, metavar="TS_MS", help="earlier bars only build the book (warm-up)")
     p.add_argument("--json", action="store_true", help="print the scores as one JSON object")
     p.add_argument("--bootstrap", type=int, default=0, metavar="N",
@@ -47,6 +49,7 @@ def _need_matplotlib() -> None:
 def run(args: argparse.Namespace) -> int:
     from ..backtest import backtest, plot
     from ..calibrate import load_profile
+    from ..errors import InvalidInputError
     from ..model import Bars, read_realized
     from ._output import output_file
 
@@ -58,7 +61,17 @@ def run(args: argparse.Namespace) -> int:
     if args.profile and args.profile != "none":
         prof = load_profile(args.profile)
         params, venue, symbol = prof.params, args.venue or prof.venue, args.symbol or prof.symbol
-        scale = prof.scale.get(venue, 1.0)
+        if venue in prof.scale:
+            scale = prof.scale[venue]
+        elif args.scale is None:
+            # (It used to fall back to scale 1 silently: dollar amounts off by the whole scale.)
+            raise InvalidInputError(
+                f"profile {args.profile} has no scale for {venue} (it has {', '.join(sorted(prof.scale)) or 'none'}); "
+                "pass --scale, or --venue one of those")
+    if args.scale is not None:
+        if not (math.isfinite(args.scale) and args.scale > 0):
+            raise InvalidInputError(f"--scale must be a finite number > 0, got {args.scale}")
+        scale = args.scale
     bars = Bars.from_csv(args.bars)
     report = backtest(bars, read_realized(args.realized), params=params, venue=venue, symbol=symbol, scale=scale,
                       score_from=args.score_from, bootstrap=args.bootstrap)

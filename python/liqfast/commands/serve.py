@@ -69,6 +69,14 @@ def config_from_args(args: argparse.Namespace) -> Any:
 
         prof = load_profile(args.profile)
         params, scale = prof.params, dict(prof.scale)
+        missing = [v for v in venues if v not in scale]
+        if missing and prof.venue in scale:
+            # Scale 1 (the server's default) would put these venues in the model's raw units,
+            # tens of times the scaled venue's, and swamp the aggregate.
+            for v in missing:
+                scale[v] = scale[prof.venue]
+            print(f"liqfast serve: warning: profile {args.profile} has no scale for {', '.join(missing)}; "
+                  f"using its {prof.venue} scale {scale[prof.venue]:.4g}", file=sys.stderr)
     history = 0 if args.history in ("0", "none") else parse_interval(args.history)
     if args.speed <= 0:
         raise InvalidInputError("--speed must be > 0")
