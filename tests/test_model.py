@@ -347,6 +347,34 @@ def test_leverage_filters_must_be_ordered_pairs() -> None:
     assert one[0].sum() >= 0
 
 
+def test_map_bands_is_one_map_per_band_in_one_scan() -> None:
+    # Exact leverage points (no spread) so that 10x, 25x and 50x sit on band ends.
+    b = synthetic_bars(60, seed=34)
+    res = replay(b, params=ModelParams(leverage_spread=0.0))
+    assert res.heatmap is not None
+    grid, live = res.heatmap.grid, res.model
+    bands = [(0.0, 10.0), (10.0, 25.0), (25.0, 50.0), (50.0, math.inf)]
+    long, short = live.map_bands(grid, bands)
+    assert long.shape == short.shape == (4, len(grid))
+    whole = live.map(grid)
+    # A cohort on a shared end counts once (in the first band): the rows add up to the whole.
+    np.testing.assert_allclose(long.sum(0), whole[0], rtol=1e-12, atol=1e-6)
+    np.testing.assert_allclose(short.sum(0), whole[1], rtol=1e-12, atol=1e-6)
+    firsts = [(0.0, 10.0), (10.0001, 25.0), (25.0001, 50.0), (50.0001, math.inf)]
+    for row, band in enumerate(firsts):
+        lg, sh = live.map(grid, leverage=band)
+        np.testing.assert_array_equal(long[row], lg)
+        np.testing.assert_array_equal(short[row], sh)
+    assert long[0].sum() > 0 and long[1].sum() > 0 and long[3].sum() > 0
+    lg, sh = live.map_bands(grid, bands[1:2], side="short")
+    assert lg.sum() == 0 and sh[0].sum() == pytest.approx(live.map(grid, side="short", leverage=(10.0, 25.0))[1].sum())
+    for bad in ([], "0-10", None, [(0.0, 10.0), (10.0,)]):
+        with pytest.raises(lf.InvalidInputError, match="bands must be|leverage must be a"):
+            live.map_bands(grid, bad)  # type: ignore[arg-type]
+    with pytest.raises(lf.InvalidInputError, match="leverage range must have 0 <= low <= high"):
+        live.map_bands(grid, [(0.0, 10.0), (20.0, 10.0)])
+
+
 def test_replay_window_and_resolution_are_checked() -> None:
     b = synthetic_bars(48, seed=33)
     auto = replay(b).heatmap

@@ -33,7 +33,7 @@ import decimal
 import gzip
 import io
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -552,7 +552,20 @@ class LiveModel:
         keep leverage points within (low, high), 0 <= low <= high)."""
         _check_grid(grid)
         v = None if venue is None else self.index(venue)
-        return self._core.snapshot(grid, self._scales(), v, side, *_leverage_bounds(leverage))
+        long, short = self._core.snapshot(grid, self._scales(), v, side, [_leverage_bounds(leverage)])
+        return long[0], short[0]
+
+    def map_bands(self, grid: _core.PriceGrid, bands: Sequence[tuple[float, float]], *, venue: str | None = None,
+                  side: Literal["long", "short"] | None = None) -> tuple[F64, F64]:
+        """:meth:`map` for several leverage bands at once, in one scan of the book: arrays of
+        ``len(bands) × buckets``, row b = the cohorts whose leverage lies in ``bands[b]``
+        (``(low, high)``, ends included); a cohort on the shared end of two bands counts in
+        the first only, so the rows add up to the map of their union."""
+        _check_grid(grid)
+        if isinstance(bands, (str, bytes)) or not isinstance(bands, Sequence) or not bands:
+            raise InvalidInputError(f"bands must be a non-empty sequence of (low, high) pairs, got {bands!r}")
+        v = None if venue is None else self.index(venue)
+        return self._core.snapshot(grid, self._scales(), v, side, [_leverage_bounds(b) for b in bands])
 
     def evidence(self, venue: str, side: Literal["long", "short"], price: float, usd: float, tolerance: float = 0.002) -> float:
         """A realized liquidation reported by ``venue``: remove matching mass near ``price``.

@@ -1,7 +1,7 @@
 //! Python boundary of the estimation model (`_core.Model`). Same rules as `py.rs`: validate
 //! while attached, detach for long work, map errors to the liqfast exception classes.
 
-use numpy::{IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArray1};
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
@@ -25,6 +25,8 @@ type BarArrays<'py> = (
 type ProfileArrays<'py> = (PyReadonlyArray1<'py, f64>, PyReadonlyArray1<'py, f64>, PyReadonlyArray1<'py, i64>);
 /// Long and short USD per bucket.
 pub(crate) type SidePair<'py> = (Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>);
+/// (long, short) as `rows × buckets` arrays.
+type SideRows<'py> = (Bound<'py, PyArray2<f64>>, Bound<'py, PyArray2<f64>>);
 
 fn invalid(m: String) -> LiqError {
     LiqError::Invalid(m)
@@ -316,9 +318,11 @@ impl PyModel {
         Ok(d)
     }
 
-    /// Exact live map of venue `venue` (or all venues, each times `scale[v]`) on `grid`, with
-    /// filters: side ("long", "short" or None) and leverage range.
-    #[pyo3(signature = (grid, scale, venue=None, side=None, lev_lo=0.0, lev_hi=f64::INFINITY))]
+    /// Exact live maps of venue `venue` (or all venues, each times `scale[v]`) on `grid`, one
+    /// row per leverage band `(low, high)` (default: one band of every leverage), with a side
+    /// filter ("long", "short" or None); arrays are `bands × buckets`. All bands come from one
+    /// scan of each book, a cohort in the first band that holds it.
+    #[pyo3(signature = (grid, scale, venue=None, side=None, bands=None))]
     fn snapshot<'py>(
         &self,
         py: Python<'py>,
@@ -326,11 +330,16 @@ impl PyModel {
         scale: Vec<f64>,
         venue: Option<usize>,
         side: Option<&Bound<'py, PyAny>>,
-        lev_lo: f64,
-        lev_hi: f64,
-    ) -> PyResult<SidePair<'py>> {
+        bands: Option<Vec<(f64, f64)>>,
+    ) -> PyResult<SideRows<'py>> {
         let side = side.map(|s| side_arg(py, s, "'long', 'short' or None")).transpose()?;
-        check_leverage_range(lev_lo, lev_hi).map_err(|e| to_pyerr(py, e))?;
+        let bands = bands.unwrap_or_else(|| vec![(0.0, f64::INFINITY)]);
+        if bands.is_empty() {
+            return Err(to_pyerr(py, invalid("bands must not be empty".into())));
+        }
+        for &(lo, hi) in &bands {
+            check_leverage_range(lo, hi).map_err(|e| to_pyerr(py, e))?;
+        }
         if scale.len() != self.inner.venues.len() {
             return Err(to_pyerr(
                 py,
@@ -338,20 +347,21 @@ impl PyModel {
             ));
         }
         let g = grid.inner;
-        let n = g.len();
-        let (mut long, mut short) = (vec![0.0; n], vec![0.0; n]);
-        let (mut l, mut s) = (vec![0.0; n], vec![0.0; n]);
+        let size = g.len() * bands.len();
+        let (mut long, mut short) = (vec![0.0; size], vec![0.0; size]);
+        let (mut l, mut s) = (vec![0.0; size], vec![0.0; size]);
         for (v, vb) in self.inner.venues.iter().enumerate() {
             if venue.is_some_and(|want| want != v) {
                 continue;
             }
-            vb.book.snapshot(&g, side, lev_lo, lev_hi, &mut l, &mut s).map_err(|e| to_pyerr(py, e))?;
-            for j in 0..n {
+            vb.book.snapshot_bands(&g, side, &bands, &mut l, &mut s).map_err(|e| to_pyerr(py, e))?;
+            for j in 0..size {
                 long[j] += l[j] * scale[v];
                 short[j] += s[j] * scale[v];
             }
         }
-        Ok((long.into_pyarray(py), short.into_pyarray(py)))
+        let shape = [bands.len(), g.len()];
+        Ok((long.into_pyarray(py).reshape(shape)?, short.into_pyarray(py).reshape(shape)?))
     }
 
     /// A venue's realized liquidation of `usd` at `price` removes matching mass near it

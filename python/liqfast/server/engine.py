@@ -194,10 +194,9 @@ class SymbolEngine:
         n = len(grid)
         data = np.zeros((len(self.venues), len(BANDS), 2, n), dtype=np.float32)
         for vi, v in enumerate(self.venues):
-            for bi, band in enumerate(BANDS):
-                lg, sh = self.model.map(grid, venue=v, leverage=band)
-                data[vi, bi, 0] = lg
-                data[vi, bi, 1] = sh
+            lg, sh = self.model.map_bands(grid, BANDS, venue=v)
+            data[vi, :, 0] = lg
+            data[vi, :, 1] = sh
         nz = np.flatnonzero(data.reshape(-1, n).any(axis=0))
         if len(nz):
             a, b = int(nz[0]), int(nz[-1]) + 1
